@@ -23,3 +23,13 @@ def check_blowup(blowup) -> float:
     if not value > 0:
         raise ValueError(f"blowup must be positive, got {blowup!r}")
     return value
+
+
+def check_finite_input(name: str, tree) -> None:
+    """Raise ValueError naming `name` if a concrete (non-traced) floating leaf holds NaN or inf."""
+    for leaf in jax.tree_util.tree_leaves(tree):
+        if isinstance(leaf, jax.core.Tracer):
+            continue
+        arr = jnp.asarray(leaf)
+        if jnp.issubdtype(arr.dtype, jnp.inexact) and not bool(jnp.all(jnp.isfinite(arr))):
+            raise ValueError(f"{name} contains NaN or inf")

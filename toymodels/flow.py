@@ -16,7 +16,7 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Bool, Float, Int, PyTree
 
-from ._divergence import check_blowup, is_diverged
+from ._divergence import check_blowup, check_finite_input, is_diverged
 
 
 class FlowResult(eqx.Module):
@@ -85,6 +85,7 @@ def gradient_flow(
     blowup = check_blowup(blowup)
     if not (float(rtol) > 0 and float(atol) > 0):
         raise ValueError(f"rtol and atol must be positive, got rtol={rtol!r}, atol={atol!r}")
+    check_finite_input("y0", y0)
     ts = _check_ts(ts)
     ts = jnp.asarray(ts)
     observables = observables if observables is not None else (lambda y: y)

@@ -15,7 +15,7 @@ import jax.numpy as jnp
 import optax
 from jaxtyping import Array, Bool, Int, PyTree
 
-from ._divergence import check_blowup, is_diverged
+from ._divergence import check_blowup, check_finite_input, is_diverged
 
 
 class IterateResult(eqx.Module):
@@ -61,6 +61,7 @@ def iterate(
     """
     num_steps, save_every = _check_counts(num_steps, save_every)
     blowup = check_blowup(blowup)
+    check_finite_input("state0", state0)
     observables = observables if observables is not None else (lambda s: s)
     monitor = monitor if monitor is not None else (lambda s: s)
     n_save = num_steps // save_every

@@ -15,7 +15,7 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Bool, Float, Int, PyTree
 
-from ._divergence import check_blowup, is_diverged
+from ._divergence import check_blowup, check_finite_input, is_diverged
 
 
 class EnsembleResult(eqx.Module):
@@ -73,6 +73,7 @@ def euler_maruyama(
     x0 = jnp.asarray(x0)
     if x0.ndim != 1:
         raise ValueError(f"x0 must be a 1-D state vector, got shape {x0.shape}")
+    check_finite_input("x0", x0)
     d = x0.shape[0]
     m = d if noise_dim is None else noise_dim
     observables = observables if observables is not None else (lambda x: x)
