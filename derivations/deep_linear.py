@@ -416,9 +416,10 @@ def _depth_time(N):
 
 def _depth_time_chain(N):
     def build():
+        # chain rule u = w^N: dt/du = dt/dw * dw/du with dt/dw = tau F_N'(w) must equal tau/(N u^{2-2/N}(s-u))
         u = sp.Symbol("u", positive=True)
-        dtdu = sp.diff(w_ ** (N - 1), w_) * 0 + 1 / (w_ ** (N - 1) * (c_**N - w_**N)) * sp.diff(u ** sp.Rational(1, N), u)
-        dtdu = dtdu.subs(w_, u ** sp.Rational(1, N)).subs(c_, s_ ** sp.Rational(1, N))
+        dtdw = sp.diff(DEPTH_ANTIDERIVATIVE[N], w_)
+        dtdu = dtdw.subs({w_: u ** sp.Rational(1, N), c_: s_ ** sp.Rational(1, N)}) * sp.diff(u ** sp.Rational(1, N), u)
         return sp.simplify(dtdu - 1 / (N * u ** (2 - sp.Rational(2, N)) * (s_ - u)))
 
     return build
@@ -454,15 +455,15 @@ def _riccati_solution(h):
     return build
 
 
-def _riccati_scalar_mode():
-    # one mode, n_in = n_out = h = 1 with w1^2 - w2^2 = lam: product x(t) = w1 w2 from the Riccati formula with
-    # A = [[lam/2, s], [s, -lam/2]] satisfies the scalar two-layer flow: x' = (w1^2 + w2^2)(s - x),
-    # with w1^2 + w2^2 = sqrt(lam^2 + 4 x^2) on the conserved manifold.
-    lam = sp.Symbol("lam", real=True)
-    x, s = sp.symbols("x s", positive=True)
-    w1, w2 = sp.symbols("w1 w2", positive=True)
-    # on w1^2 - w2^2 = lam, w1 w2 = x: (w1^2 + w2^2)^2 = lam^2 + 4 x^2
-    return sp.expand((w1**2 + w2**2) ** 2 - ((w1**2 - w2**2) ** 2 + 4 * (w1 * w2) ** 2))
+def _rate_identity():
+    # one aligned mode at the minimum: a b = s, a^2 - b^2 = lam  =>  (a^2 + b^2)^2 = lam^2 + 4 s^2, and the error
+    # e = s - ab obeys tau e' = -(a^2 + b^2) e to first order (tau (ab)' = a^2 e + b^2 e)
+    a, b, e = sp.symbols("a b e", positive=True)
+    rate_sq = sp.expand((a**2 + b**2) ** 2 - ((a**2 - b**2) ** 2 + 4 * (a * b) ** 2))
+    W1, W2 = sp.Matrix([[a]]), sp.Matrix([[b]])
+    d1, d2 = _two_layer_flow(W1, W2, sp.Matrix([[a * b + e]]))
+    prod_dot = (d2 * W1 + W2 * d1)[0, 0]
+    return sp.Matrix([rate_sq, sp.expand(prod_dot - (a**2 + b**2) * e)])
 
 
 def _arora_balanced_n3():
@@ -542,7 +543,7 @@ IDENTITIES: list[Identity] = [
     Identity("riccati_z_equation", _riccati_z_equation, "tau Z' = Gamma Z - Z Z^T Z/2 + J Z C/2, C = Z^T J Z, any init (2x2)", "Tarmoun et al. 2021"),
     Identity("riccati_solution_h1", _riccati_solution(1), "X = e^{At}Z0 K^{-1} Z0^T e^{At} solves X' = AX+XA-X^2 (2x1 Z0)", "Tarmoun et al. 2021"),
     Identity("riccati_solution_h2", _riccati_solution(2), "same with a 2x2 Z0", "Tarmoun et al. 2021"),
-    Identity("tarmoun_rate_identity", _riccati_scalar_mode, "(a^2+b^2)^2 = (a^2-b^2)^2 + 4a^2b^2: rate sqrt(4s^2+lam^2)", "Tarmoun et al. 2021"),
+    Identity("tarmoun_rate_identity", _rate_identity, "(a^2+b^2)^2 = (a^2-b^2)^2 + 4a^2b^2: rate sqrt(4s^2+lam^2)", "Tarmoun et al. 2021"),
     Identity("arora_end_to_end_n3", _arora_balanced_n3, "balanced depth-3 layer-wise flow of W = end-to-end preconditioned flow", "Arora, Cohen & Hazan 2018"),
     Identity("width_one_solution", _width_one, "u_a = p_a^2 closed form solves p_a' = p_a(s_a - |p|^2)", "Chen, Lin & Zhang 2022"),
     Identity("width_one_reduction", _width_one_flow, "width-one net with W1^T = W2 = p (aligned coords) follows p' = p(s - |p|^2)", "Chen, Lin & Zhang 2022"),

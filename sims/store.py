@@ -17,6 +17,7 @@ import numpy as np
 import zarr
 
 _DONE = "_chunk_done"
+_ORDER = "_order"
 
 
 class StoreMismatch(ValueError):
@@ -51,8 +52,22 @@ class Store:
     def initialised(self) -> bool:
         return bool(self.group.attrs.get("initialised", False))
 
-    def initialise(self, n_points: int, chunk_size: int, shapes: dict[str, tuple[tuple, np.dtype]], attrs: dict):
-        """Create one array per output with shape (n_points, *shape), chunked along points by `chunk_size`."""
+    def reopen(self):
+        """Re-read the group (after another process created it)."""
+        self.group = zarr.open_group(str(self.path), mode="a")
+
+    def initialise(
+        self,
+        n_points: int,
+        chunk_size: int,
+        shapes: dict[str, tuple[tuple, np.dtype]],
+        attrs: dict,
+        order: np.ndarray | None = None,
+    ):
+        """Create one array per output with shape (n_points, *shape), chunked along points by `chunk_size`.
+
+        Rows are stored in processing order: row j holds flat grid point `order[j]` (identity by default).
+        """
         if self.initialised:
             return
         n_chunks = -(-n_points // chunk_size)
@@ -63,6 +78,9 @@ class Store:
                 overwrite=True,
             )
         self.group.create_array(_DONE, shape=(n_chunks,), chunks=(1,), dtype="int8", fill_value=0, overwrite=True)
+        order = np.arange(n_points) if order is None else np.asarray(order, dtype=np.int64)
+        self.group.create_array(_ORDER, shape=(n_points,), dtype="int64", overwrite=True)
+        self.group[_ORDER][:] = order
         self.group.attrs.update(
             {
                 **{k: v for k, v in attrs.items()},
@@ -86,6 +104,10 @@ class Store:
         raw = json.loads(self.group.attrs["outputs"])
         return {k: (tuple(s), np.dtype(d)) for k, (s, d) in raw.items()}
 
+    def order(self) -> np.ndarray:
+        """Row j of every output holds flat grid point order[j]."""
+        return np.asarray(self.group[_ORDER][:])
+
     def done(self) -> np.ndarray:
         """Boolean flag per chunk: its data is completely written."""
         return np.asarray(self.group[_DONE][:]).astype(bool)
@@ -98,7 +120,7 @@ class Store:
         self.group[_DONE][index] = 1
 
     def read(self) -> tuple[dict[str, np.ndarray], np.ndarray]:
-        """All outputs as flat arrays (points of unfinished chunks are NaN/0) and the per-point completion mask."""
+        """All outputs in flat grid order (points of unfinished chunks are NaN/0) and the per-point completion mask."""
         done = self.done()
         n, cs = self.n_points, self.chunk_size
         complete = np.zeros(n, dtype=bool)
@@ -111,7 +133,15 @@ class Store:
             out[name] = arr
         for i in np.flatnonzero(done):
             complete[i * cs : (i + 1) * cs] = True
-        return out, complete
+        order = self.order()
+        unsorted = {}
+        for name, arr in out.items():
+            u = np.empty_like(arr)
+            u[order] = arr
+            unsorted[name] = u
+        c = np.empty_like(complete)
+        c[order] = complete
+        return unsorted, c
 
     def attrs(self) -> dict:
         return dict(self.group.attrs)

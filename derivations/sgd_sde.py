@@ -1,0 +1,397 @@
+"""SGD as a stochastic differential equation: the theory side (sympy identities + closed forms in jax.numpy).
+
+Contents (spec: shared/spec/sgd_sde.md):
+1. Noisy quadratic L = x^T H x / 2, g = Hx + xi, xi ~ N(0, C/B): stationary covariance of SGD (exact discrete
+   Lyapunov) and of its SDE dX = -HX dt + sqrt(eta C/B) dW (continuous Lyapunov HS + SH = eta C/B).
+2. Least squares with Gaussian features (Bordelon & Pehlevan 2022): exact second-moment recursion
+   E' = (I - eta S) E (I - eta S) + eta^2/B (S E S + S tr(S E) + sigma^2 S) and its diagonal closure, solved in closed
+   form c_t = A^t (c_0 - c_inf) + c_inf.
+3. Mean-square stability: spectral radius of the closure matrix A (Wu, Ma & E 2018; Ma & Ying 2021).
+4. Stochastic modified equations (Li, Tai & E 2017): local weak expansions of SGD and the SME to O(eta^2).
+5. Malladi et al. 2022: invariance of the RMSprop/Adam SDE constants under the square-root scaling rule.
+
+Closed forms are plain jax.numpy functions (jit/vmap/grad-safe); nothing here imports `toymodels`.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import sympy as sp
+
+from .codegen import Identity, to_jax
+
+__all__ = [
+    "IDENTITIES",
+    "stationary_covariance",
+    "commuting_covariance",
+    "moment_recursion",
+    "closure_matrix",
+    "learning_curve",
+    "ms_spectral_radius",
+    "ms_threshold_1d",
+    "ms_threshold",
+    "sqrt_scaling",
+    "linear_scaling",
+    "sde_constants",
+]
+
+# ----------------------------------------------------------------------------------------------------------
+# symbols
+eta, B, lam_i, lam_j, c_ij, lam, sigma2 = sp.symbols("eta B lambda_i lambda_j c_ij lambda sigma2", positive=True)
+kappa = sp.symbols("kappa", positive=True)
+
+#: exact discrete-Lyapunov stationary covariance of SGD in the commuting case (H, C diagonal in one basis)
+SIGMA_DISCRETE = eta * c_ij / (B * (lam_i + lam_j - eta * lam_i * lam_j))
+#: continuous-Lyapunov (OU / SDE) stationary covariance in the commuting case
+SIGMA_SDE = eta * c_ij / (B * (lam_i + lam_j))
+#: 1-D mean-square stability threshold (1 - eta lam)^2 + 2 eta^2 lam^2 / B = 1
+ETA_MS_1D = 2 * B / (lam * (B + 2))
+
+_commuting_discrete = to_jax(SIGMA_DISCRETE, [lam_i, lam_j, c_ij, eta, B])
+_commuting_sde = to_jax(SIGMA_SDE, [lam_i, lam_j, c_ij, eta, B])
+_ms_1d = to_jax(ETA_MS_1D, [lam, B])
+
+
+# ----------------------------------------------------------------------------------------------------------
+# identities
+def _discrete_lyapunov_residual():
+    a_i, a_j = 1 - eta * lam_i, 1 - eta * lam_j
+    return SIGMA_DISCRETE - a_i * a_j * SIGMA_DISCRETE - eta**2 * c_ij / B
+
+
+def _continuous_lyapunov_residual():
+    return (lam_i + lam_j) * SIGMA_SDE - eta * c_ij / B
+
+
+def _relative_gap():
+    # (Sigma - S) / S = eta lam_i lam_j / (lam_i + lam_j - eta lam_i lam_j) = O(eta)
+    return (SIGMA_DISCRETE - SIGMA_SDE) / SIGMA_SDE - eta * lam_i * lam_j / (lam_i + lam_j - eta * lam_i * lam_j)
+
+
+def _reference_numbers():
+    sub = lambda e, li, lj: e.subs({lam_i: li, lam_j: lj, c_ij: 1, eta: sp.Rational(1, 10), B: 1})
+    return sp.Matrix(
+        [
+            sub(SIGMA_DISCRETE, 1, 1) - sp.Rational(1, 19),  # 0.0526316
+            sub(SIGMA_SDE, 1, 1) - sp.Rational(1, 20),  # 0.05
+            sub(SIGMA_DISCRETE, 3, 3) - sp.Rational(1, 51),  # 0.0196078
+            sub(SIGMA_SDE, 3, 3) - sp.Rational(1, 60),  # 0.0166667
+        ]
+    )
+
+
+def _sym(name, d):
+    m = sp.Matrix(d, d, lambda i, j: sp.Symbol(f"{name}_{min(i, j)}{max(i, j)}"))
+    return m
+
+
+def _wick(S, A):
+    """E[x x^T A x x^T] for x ~ N(0, S), entrywise from Isserlis' theorem (no matrix identity assumed)."""
+    d = S.shape[0]
+    out = sp.zeros(d, d)
+    for i in range(d):
+        for l in range(d):
+            out[i, l] = sum(
+                A[j, k] * (S[i, j] * S[k, l] + S[i, k] * S[j, l] + S[i, l] * S[j, k])
+                for j in range(d)
+                for k in range(d)
+            )
+    return out
+
+
+def _gaussian_fourth_moment():
+    S, A = _sym("s", 2), _sym("a", 2)
+    return sp.expand(_wick(S, A) - (2 * S * A * S + S * (S * A).trace()))
+
+
+def _moment_recursion():
+    # batch of B iid samples: E[Hhat E Hhat] = (1/B^2)[B(B-1) S E S + B * Wick(S, E)], plus label-noise term
+    S, E = _sym("s", 2), _sym("e", 2)
+    I = sp.eye(2)
+    hEh = (B * (B - 1) * S * E * S + B * _wick(S, E)) / B**2
+    derived = E - eta * S * E - eta * E * S + eta**2 * hEh + eta**2 * sigma2 * S / B
+    spec = (I - eta * S) * E * (I - eta * S) + eta**2 / B * (S * E * S + S * (S * E).trace() + sigma2 * S)
+    return sp.expand(derived - spec)
+
+
+def _diagonal_closure():
+    d = 3
+    lams = sp.symbols("l1:4", positive=True)
+    S = sp.diag(*lams)
+    E = _sym("e", d)
+    I = sp.eye(d)
+    full = (I - eta * S) * E * (I - eta * S) + eta**2 / B * (S * E * S + S * (S * E).trace() + sigma2 * S)
+    c = [E[i, i] for i in range(d)]
+    closure = [
+        (1 - eta * lams[i]) ** 2 * c[i]
+        + eta**2 / B * (lams[i] ** 2 * c[i] + lams[i] * sum(lams[j] * c[j] for j in range(d)) + sigma2 * lams[i])
+        for i in range(d)
+    ]
+    return sp.Matrix([sp.expand(full[i, i] - closure[i]) for i in range(d)])
+
+
+def _ms_threshold_1d():
+    e = ETA_MS_1D
+    return (1 - e * lam) ** 2 + 2 * e**2 * lam**2 / B - 1
+
+
+x = sp.Symbol("x", real=True)
+_f, _Sig, _phi = sp.Function("f"), sp.Function("Sigma"), sp.Function("phi")
+
+
+def _local_weak_defect(order: int):
+    """E phi(x_1) of one SGD step minus E phi(X_eta) of the SME started at x, to O(eta^2) (returns the eta^2 coefficient
+    and the eta^1 coefficient). SGD: x_1 = x - eta (f' + sqrt(Sigma) xi), xi ~ N(0,1). SME generator
+    L phi = b phi' + (eta Sigma / 2) phi'', b = -f' (order 1) or -f' - (eta/4) (f'^2)' (order 2); E phi(X_eta) = phi +
+    eta L phi + eta^2/2 L^2 phi + O(eta^3)."""
+    fp = sp.diff(_f(x), x)
+    xi = sp.Symbol("xi")
+    delta = -eta * (fp + sp.sqrt(_Sig(x)) * xi)
+    moments = {0: 1, 1: 0, 2: 1, 3: 0, 4: 3}
+    taylor = sum(sp.diff(_phi(x), x, n) * delta**n / sp.factorial(n) for n in range(0, 4))
+    taylor = sp.expand(taylor)
+    sgd = sum(taylor.coeff(xi, n) * moments[n] for n in range(0, 4))
+    b = -fp if order == 1 else -fp - eta / 4 * sp.diff(fp**2, x)
+    L = lambda g: b * sp.diff(g, x) + eta * _Sig(x) / 2 * sp.diff(g, x, 2)
+    sme = _phi(x) + eta * L(_phi(x)) + eta**2 / 2 * L(L(_phi(x)))
+    diff = sp.expand(sgd - sme)
+    return diff.coeff(eta, 1), diff.coeff(eta, 2)
+
+
+def _sme_order1():
+    c1, c2 = _local_weak_defect(1)
+    fp, fpp = sp.diff(_f(x), x), sp.diff(_f(x), x, 2)
+    # order-1 SME: local defect vanishes at O(eta) and is -(1/2) f' f'' phi' eta^2 at O(eta^2)
+    return sp.Matrix([c1, c2 + sp.Rational(1, 2) * fp * fpp * sp.diff(_phi(x), x)])
+
+
+def _sme_order2():
+    c1, c2 = _local_weak_defect(2)
+    return sp.Matrix([c1, c2])
+
+
+# Malladi et al. 2022: SDE constants sigma0 = sigma*eta, eps0 = eps*eta, c = (1-beta)/eta^2 and SDE time t = k eta^2
+_sig, _eps, _omb, _k = sp.symbols("sigma epsilon one_minus_beta k", positive=True)
+
+
+def _sqrt_rule_invariance():
+    # batch kappa*B: noise sigma -> sigma/sqrt(kappa); eta -> sqrt(kappa) eta; 1-beta -> kappa(1-beta);
+    # eps -> eps/sqrt(kappa); steps k -> k/kappa at a fixed number of examples seen
+    s2, e2, o2, eps2, k2 = _sig / sp.sqrt(kappa), sp.sqrt(kappa) * eta, kappa * _omb, _eps / sp.sqrt(kappa), _k / kappa
+    return sp.Matrix(
+        [
+            s2 * e2 - _sig * eta,
+            eps2 * e2 - _eps * eta,
+            o2 / e2**2 - _omb / eta**2,
+            k2 * e2**2 - _k * eta**2,
+        ]
+    )
+
+
+IDENTITIES = [
+    Identity("discrete_lyapunov", _discrete_lyapunov_residual,
+             "commuting-case Sigma_ij = eta c_ij / (B(l_i + l_j - eta l_i l_j)) solves Sigma = A Sigma A + eta^2 C/B"),
+    Identity("continuous_lyapunov", _continuous_lyapunov_residual,
+             "S_ij = eta c_ij / (B(l_i + l_j)) solves H S + S H = eta C / B"),
+    Identity("sde_relative_gap", _relative_gap,
+             "(Sigma - S)/S = eta l_i l_j/(l_i + l_j - eta l_i l_j): the SDE covariance is off by O(eta) relatively"),
+    Identity("spec_reference_numbers", _reference_numbers,
+             "spec section 1: lambda=(1,3), c=I, eta=0.1, B=1 gives 1/19, 1/20, 1/51, 1/60"),
+    Identity("gaussian_fourth_moment", _gaussian_fourth_moment,
+             "Isserlis: E[x x^T A x x^T] = 2 S A S + S tr(S A) for symmetric A (d=2)"),
+    Identity("moment_recursion", _moment_recursion,
+             "E[(I - eta Hhat) E (I - eta Hhat)] + eta^2 sigma^2 S/B equals the spec's exact recursion (d=2, batch B)",
+             paper="Bordelon & Pehlevan 2022"),
+    Identity("diagonal_closure", _diagonal_closure,
+             "in the eigenbasis of S the diagonal of the recursion closes on c_i = E_ii (d=3, general E)",
+             paper="Bordelon & Pehlevan 2022"),
+    Identity("ms_threshold_1d", _ms_threshold_1d,
+             "eta* = 2B/(lambda(B+2)) makes E[(1 - eta hhat)^2] = 1 (d=1 mean-square stability)",
+             paper="Wu, Ma & E 2018"),
+    Identity("sme_order1_local", _sme_order1,
+             "SGD one-step weak expansion matches the order-1 SME at O(eta); O(eta^2) defect = -(1/2) f' f'' phi'",
+             paper="Li, Tai & E 2017"),
+    Identity("sme_order2_local", _sme_order2,
+             "with drift -f' - (eta/4)(f'^2)' the one-step defect vanishes at O(eta) and O(eta^2) (weak order 2)",
+             paper="Li, Tai & E 2017"),
+    Identity("sqrt_rule_invariance", _sqrt_rule_invariance,
+             "sigma*eta, eps*eta, (1-beta)/eta^2 and SDE time k eta^2 are invariant under the square-root scaling rule",
+             paper="Malladi, Lyu, Panigrahi & Arora 2022"),
+]
+
+
+# ----------------------------------------------------------------------------------------------------------
+# closed forms (jax.numpy)
+def _check_square(name, M):
+    M = jnp.asarray(M)
+    if M.ndim != 2 or M.shape[0] != M.shape[1]:
+        raise ValueError(f"{name} must be a square matrix, got shape {M.shape}")
+    return M
+
+
+def _check_concrete_positive(name, v):
+    if isinstance(v, jax.core.Tracer):
+        return
+    a = np.asarray(v, dtype=float)
+    if not np.all(np.isfinite(a)) or np.any(a <= 0):
+        raise ValueError(f"{name} must be positive and finite, got {v!r}")
+
+
+def _check_psd(name, M, strict=False):
+    if isinstance(M, jax.core.Tracer):
+        return
+    a = np.asarray(M, dtype=float)
+    if not np.all(np.isfinite(a)):
+        raise ValueError(f"{name} contains NaN or inf")
+    if not np.allclose(a, a.T, atol=1e-12 * max(1.0, np.abs(a).max())):
+        raise ValueError(f"{name} must be symmetric")
+    w = np.linalg.eigvalsh(a)
+    tol = 1e-12 * max(1.0, np.abs(w).max())
+    if (strict and w.min() <= tol) or w.min() < -tol:
+        raise ValueError(f"{name} must be positive {'definite' if strict else 'semi-definite'}")
+
+
+def stationary_covariance(H, C, eta, batch_size, discrete=True):
+    """Stationary covariance of SGD x' = x - eta (H x + xi), xi ~ N(0, C/B), shapes (d, d) -> (d, d).
+
+    discrete=True: exact discrete Lyapunov Sigma = A Sigma A^T + eta^2 C/B, A = I - eta H (needs rho(A) < 1);
+    discrete=False: OU/SDE approximation H S + S H = eta C / B. Solved by Kronecker vectorisation (jit-safe)."""
+    H, C = _check_square("H", H), _check_square("C", C)
+    if H.shape != C.shape:
+        raise ValueError(f"H and C must have the same shape, got {H.shape} and {C.shape}")
+    _check_psd("H", H, strict=True)
+    _check_psd("C", C)
+    _check_concrete_positive("eta", eta)
+    _check_concrete_positive("batch_size", batch_size)
+    d = H.shape[0]
+    I = jnp.eye(d, dtype=H.dtype)
+    Q = C / batch_size
+    if discrete:
+        A = I - eta * H
+        if not isinstance(eta, jax.core.Tracer) and not isinstance(H, jax.core.Tracer):
+            if np.max(np.abs(np.linalg.eigvals(np.asarray(A)))) >= 1:
+                raise ValueError("eta must satisfy eta < 2/lambda_max(H) for a stationary SGD covariance")
+        M = jnp.eye(d * d, dtype=H.dtype) - jnp.kron(A, A)
+        rhs = (eta**2 * Q).reshape(-1)
+    else:
+        M = jnp.kron(I, H) + jnp.kron(H, I)
+        rhs = (eta * Q).reshape(-1)
+    S = jnp.linalg.solve(M, rhs).reshape(d, d)
+    return 0.5 * (S + S.T)
+
+
+def commuting_covariance(lams, c, eta, batch_size, discrete=True):
+    """Closed form (commuting H = diag(lams), C = c (d, d) in the same basis): Sigma_ij = eta c_ij/(B(l_i + l_j - eta l_i l_j))
+    (discrete) or S_ij = eta c_ij / (B(l_i + l_j)) (SDE). Shapes (d,), (d, d) -> (d, d)."""
+    lams = jnp.asarray(lams)
+    if lams.ndim != 1:
+        raise ValueError(f"lams must be 1-D, got shape {lams.shape}")
+    c = _check_square("c", c)
+    if c.shape[0] != lams.shape[0]:
+        raise ValueError(f"c must be ({lams.shape[0]}, {lams.shape[0]}), got {c.shape}")
+    _check_concrete_positive("lams", lams)
+    _check_concrete_positive("eta", eta)
+    _check_concrete_positive("batch_size", batch_size)
+    f = _commuting_discrete if discrete else _commuting_sde
+    return f(lams[:, None], lams[None, :], c, eta, batch_size)
+
+
+def moment_recursion(Sigma, E0, eta, batch_size, noise_var, num_steps: int, save_every: int = 1):
+    """Exact second-moment recursion of minibatch SGD on Gaussian least squares (Bordelon & Pehlevan 2022):
+    E' = (I - eta S) E (I - eta S) + eta^2/B (S E S + S tr(S E) + sigma^2 S). Returns (E at saves (n_save, d, d),
+    test loss tr(S E)/2 + sigma^2/2 at saves (n_save,)), n_save = num_steps // save_every + 1."""
+    Sigma, E0 = _check_square("Sigma", Sigma), _check_square("E0", E0)
+    if Sigma.shape != E0.shape:
+        raise ValueError(f"Sigma and E0 must have the same shape, got {Sigma.shape} and {E0.shape}")
+    _check_psd("Sigma", Sigma)
+    _check_psd("E0", E0)
+    _check_concrete_positive("eta", eta)
+    _check_concrete_positive("batch_size", batch_size)
+    if not isinstance(num_steps, int) or not isinstance(save_every, int) or save_every < 1 or num_steps % save_every:
+        raise ValueError("num_steps must be an int multiple of the positive int save_every")
+    d = Sigma.shape[0]
+    A = jnp.eye(d, dtype=Sigma.dtype) - eta * Sigma
+
+    def step(E, _):
+        E = A @ E @ A + eta**2 / batch_size * (Sigma @ E @ Sigma + Sigma * jnp.trace(Sigma @ E) + noise_var * Sigma)
+        return E, None
+
+    def save(E, _):
+        E, _ = jax.lax.scan(step, E, None, length=save_every)
+        return E, E
+
+    _, Es = jax.lax.scan(save, E0, None, length=num_steps // save_every)
+    Es = jnp.concatenate([E0[None], Es], axis=0)
+    loss = 0.5 * jnp.einsum("ij,tji->t", Sigma, Es) + 0.5 * noise_var
+    return Es, loss
+
+
+def closure_matrix(lams, eta, batch_size):
+    """A_ij = delta_ij (1 - eta l_i)^2 + eta^2/B (l_i^2 delta_ij + l_i l_j): c' = A c + eta^2 sigma^2 l / B, shape (d, d)."""
+    lams = jnp.asarray(lams)
+    return jnp.diag((1 - eta * lams) ** 2 + eta**2 * lams**2 / batch_size) + eta**2 / batch_size * jnp.outer(lams, lams)
+
+
+def learning_curve(lams, c0, eta, batch_size, noise_var, steps):
+    """Bordelon & Pehlevan 2022 learning curve in closed form: c_t = A^t (c_0 - c_inf) + c_inf (A symmetric, eigh),
+    L_t = l . c_t / 2 + sigma^2 / 2. lams, c0: (d,) spectrum and diagonal of E_0 in the eigenbasis; steps: (n,) ints."""
+    lams, c0 = jnp.asarray(lams), jnp.asarray(c0)
+    if lams.ndim != 1 or c0.shape != lams.shape:
+        raise ValueError(f"lams and c0 must be 1-D of equal length, got {lams.shape}, {c0.shape}")
+    _check_concrete_positive("lams", lams)
+    _check_concrete_positive("eta", eta)
+    _check_concrete_positive("batch_size", batch_size)
+    A = closure_matrix(lams, eta, batch_size)
+    b = eta**2 * noise_var * lams / batch_size
+    c_inf = jnp.linalg.solve(jnp.eye(lams.shape[0]) - A, b)
+    w, V = jnp.linalg.eigh(A)
+    t = jnp.asarray(steps, dtype=lams.dtype)
+    coef = V.T @ (c0 - c_inf)
+    c_t = (w[None, :] ** t[:, None] * coef[None, :]) @ V.T + c_inf
+    return 0.5 * c_t @ lams + 0.5 * noise_var
+
+
+def ms_spectral_radius(lams, eta, batch_size):
+    """Spectral radius of the mean-square map of SGD on Gaussian least squares (Wu, Ma & E 2018): rho(A), A from
+    `closure_matrix`; the off-diagonal entries of E contract no faster-growing, so SGD is mean-square stable iff rho < 1."""
+    return jnp.max(jnp.abs(jnp.linalg.eigvalsh(closure_matrix(lams, eta, batch_size))))
+
+
+def ms_threshold_1d(lam, batch_size):
+    """eta* = 2B / (lam (B + 2)) (d = 1 mean-square stability threshold)."""
+    _check_concrete_positive("lam", lam)
+    _check_concrete_positive("batch_size", batch_size)
+    return _ms_1d(lam, batch_size)
+
+
+def ms_threshold(lams, batch_size, tol=1e-12):
+    """The eta with rho(A(eta, B)) = 1 (bisection in numpy; rho is increasing in eta past its minimum)."""
+    lams = np.asarray(lams, dtype=float)
+    _check_concrete_positive("lams", lams)
+    _check_concrete_positive("batch_size", batch_size)
+    rho = lambda e: float(np.max(np.abs(np.linalg.eigvalsh(np.asarray(closure_matrix(lams, e, batch_size))))))
+    lo, hi = 1e-12, 2.0 / lams.max()  # rho(2/l_max) >= 1 for any B
+    while hi - lo > tol * hi:
+        mid = 0.5 * (lo + hi)
+        lo, hi = (mid, hi) if rho(mid) < 1 else (lo, mid)
+    return 0.5 * (lo + hi)
+
+
+def sqrt_scaling(kappa, eta, one_minus_beta, eps):
+    """Malladi et al. 2022 square-root rule for batch kappa*B: (sqrt(kappa) eta, kappa (1-beta), eps/sqrt(kappa))."""
+    _check_concrete_positive("kappa", kappa)
+    return np.sqrt(kappa) * eta, kappa * one_minus_beta, eps / np.sqrt(kappa)
+
+
+def linear_scaling(kappa, eta, one_minus_beta, eps):
+    """The linear rule (Goyal et al. 2017) applied naively to adaptive methods: (kappa eta, 1-beta, eps)."""
+    _check_concrete_positive("kappa", kappa)
+    return kappa * eta, one_minus_beta, eps
+
+
+def sde_constants(sigma, eta, one_minus_beta, eps):
+    """RMSprop/Adam SDE constants of Malladi et al. 2022: sigma0 = sigma eta, eps0 = eps eta, c = (1-beta)/eta^2
+    (SDE time t = k eta^2)."""
+    return sigma * eta, eps * eta, one_minus_beta / eta**2

@@ -1,0 +1,332 @@
+"""Scalar networks and the uv model at the edge of stability: losses, exact GD maps, gradient flow, sharpness.
+
+Scalar network (Kreisler et al. 2023): f(w) = prod_i w_i, L(w) = (f - y)^2 / 2. Depth is padded to a fixed
+`dmax` with a boolean `mask` (padded entries are held at 1 and get no gradient), so several depths share one
+compiled, vmapped run. uv model (Lewkowycz et al. 2020): params p = (u, v) stacked as shape (2, n),
+f = u.v / sqrt(n), L = (f - y)^2 / 2, curvature lambda = (|u|^2 + |v|^2) / n. Self-stabilisation two-variable
+map (Damian et al. 2023). GD is always the exact discrete map (toymodels.iterate.iterate / lax.scan).
+
+Sharpness = largest *algebraic* eigenvalue of the Hessian of the loss actually optimised: `hessian_sharpness`
+(exact eigvalsh) for small models, `lanczos_max_eig` / `power_max_eig` (Hessian-vector products) for larger ones.
+Never imports `derivations`.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jaxtyping import Array, Bool, Float
+
+from .flow import FlowResult, gradient_flow, negative_gradient
+from .iterate import IterateResult, gd_step, iterate
+
+__all__ = [
+    "depth_mask",
+    "scalar_net_output",
+    "scalar_net_loss",
+    "scalar_gd_step",
+    "hessian_sharpness",
+    "lanczos_max_eig",
+    "power_max_eig",
+    "hvp_fn",
+    "run_scalar_gd",
+    "run_scalar_gf",
+    "manifold_point",
+    "uv_init",
+    "uv_output",
+    "uv_curvature",
+    "uv_loss",
+    "uv_gd_step",
+    "run_uv_gd",
+    "self_stab_step",
+    "run_self_stab",
+]
+
+
+# ----------------------------------------------------------------------------------------------------------
+# input checks (concrete values only: traced values pass through)
+# ----------------------------------------------------------------------------------------------------------
+
+
+def _concrete(x) -> bool:
+    return not isinstance(x, jax.core.Tracer)
+
+
+def _check_positive(name, x):
+    if _concrete(x):
+        arr = np.asarray(x, dtype=float)
+        if not np.all(np.isfinite(arr)) or np.any(arr <= 0):
+            raise ValueError(f"{name} must be positive and finite, got {x!r}")
+
+
+def _check_vector(name, w):
+    if _concrete(w):
+        arr = np.asarray(w)
+        if arr.ndim != 1 or arr.size < 1:
+            raise ValueError(f"{name} must be a 1-D array, got shape {arr.shape}")
+        if arr.dtype.kind not in "fiu":
+            raise TypeError(f"{name} must hold real numbers, got dtype {arr.dtype}")
+        if not np.all(np.isfinite(arr)):
+            raise ValueError(f"{name} contains NaN or inf")
+    return jnp.asarray(w)
+
+
+def _mask_or_all(w, mask):
+    if mask is None:
+        return jnp.ones(w.shape, dtype=bool)
+    mask = jnp.asarray(mask)
+    if mask.shape != w.shape:
+        raise ValueError(f"mask must have the shape of w {w.shape}, got {mask.shape}")
+    return mask
+
+
+# ----------------------------------------------------------------------------------------------------------
+# scalar network
+# ----------------------------------------------------------------------------------------------------------
+
+
+def depth_mask(depth, dmax: int) -> Bool[Array, " dmax"]:
+    """Boolean mask of the first `depth` of `dmax` coordinates (depth may be traced)."""
+    if not isinstance(dmax, int) or dmax < 1:
+        raise ValueError(f"dmax must be a positive int, got {dmax!r}")
+    if _concrete(depth) and not (1 <= int(depth) <= dmax):
+        raise ValueError(f"depth must be in 1..{dmax}, got {depth!r}")
+    return jnp.arange(dmax) < depth
+
+
+def scalar_net_output(w: Float[Array, " d"], mask=None) -> Float[Array, ""]:
+    """f(w) = prod_i w_i over the unmasked coordinates (Kreisler et al. 2023). w: (d,)."""
+    mask = _mask_or_all(w, mask)
+    return jnp.prod(jnp.where(mask, w, 1.0))
+
+
+def scalar_net_loss(w: Float[Array, " d"], y=1.0, mask=None) -> Float[Array, ""]:
+    """L(w) = (prod_i w_i - y)^2 / 2 (Kreisler et al. 2023). w: (d,)."""
+    return 0.5 * (scalar_net_output(w, mask) - y) ** 2
+
+
+def scalar_gd_step(eta, y=1.0, mask=None) -> Callable:
+    """GD map w <- w - eta grad L(w) for the scalar network (padded coordinates have zero gradient)."""
+    _check_positive("eta", eta)
+    return gd_step(lambda w: scalar_net_loss(w, y, mask), eta)
+
+
+def hessian_sharpness(loss: Callable[[Array], Array], w: Float[Array, " d"]) -> Float[Array, ""]:
+    """Sharpness S(w) = lambda_max(Hess loss(w)), the largest algebraic eigenvalue, by exact eigvalsh. w: (d,)."""
+    H = jax.hessian(loss)(w)
+    return jnp.linalg.eigvalsh(0.5 * (H + H.T))[-1]
+
+
+def hvp_fn(loss: Callable[[Array], Array], w: Array) -> Callable[[Array], Array]:
+    """Hessian-vector product v -> Hess loss(w) v (forward-over-reverse); v has the shape of w."""
+    g = jax.grad(loss)
+    return lambda v: jax.jvp(g, (w,), (v,))[1]
+
+
+def lanczos_max_eig(hvp: Callable[[Array], Array], v0: Float[Array, " d"], num_iter: int, key=None) -> Float[Array, ""]:
+    """Largest algebraic eigenvalue of a symmetric operator by Lanczos with full reorthogonalisation.
+
+    Cohen et al. 2021 use Lanczos ('LM'); here the top Ritz value of the num_iter x num_iter tridiagonal matrix
+    is returned ('LA'), which is correct also when lambda_min ~ -lambda_max. On breakdown (invariant subspace)
+    the iteration restarts with a fresh random vector orthogonal to the basis. v0: (d,), num_iter <= d.
+    """
+    v0 = jnp.asarray(v0)
+    if v0.ndim != 1:
+        raise ValueError(f"v0 must be a 1-D array, got shape {v0.shape}")
+    d = v0.shape[0]
+    if not isinstance(num_iter, int) or isinstance(num_iter, bool) or not (1 <= num_iter <= d):
+        raise ValueError(f"num_iter must be an int in 1..{d}, got {num_iter!r}")
+    if _concrete(v0) and not bool(jnp.all(jnp.isfinite(v0))):
+        raise ValueError("v0 contains NaN or inf")
+    key = jax.random.PRNGKey(0) if key is None else key
+    m = num_iter
+    V = jnp.zeros((m + 1, d), dtype=v0.dtype).at[0].set(v0 / jnp.linalg.norm(v0))
+    alphas = jnp.zeros(m, dtype=v0.dtype)
+    betas = jnp.zeros(m, dtype=v0.dtype)
+
+    def orth(V, x):
+        x = x - V.T @ (V @ x)
+        return x - V.T @ (V @ x)
+
+    def body(j, carry):
+        V, alphas, betas = carry
+        v = V[j]
+        w = hvp(v)
+        a = jnp.dot(w, v)
+        w = orth(V, w - a * v)
+        b = jnp.linalg.norm(w)
+        scale = jnp.maximum(jnp.abs(a), jnp.max(jnp.abs(alphas))) + 1e-300
+        broke = b <= 1e-10 * scale
+        fresh = orth(V, jax.random.normal(jax.random.fold_in(key, j), (d,), dtype=v0.dtype))
+        fresh = fresh / jnp.linalg.norm(fresh)
+        nxt = jnp.where(broke, fresh, w / jnp.where(broke, 1.0, b))
+        V = V.at[j + 1].set(nxt)
+        return V, alphas.at[j].set(a), betas.at[j].set(jnp.where(broke, 0.0, b))
+
+    V, alphas, betas = jax.lax.fori_loop(0, m, body, (V, alphas, betas))
+    T = jnp.diag(alphas) + jnp.diag(betas[:-1], 1) + jnp.diag(betas[:-1], -1)
+    return jnp.linalg.eigvalsh(T)[-1]
+
+
+def power_max_eig(hvp: Callable[[Array], Array], v0: Float[Array, " d"], shift, num_iter: int) -> Float[Array, ""]:
+    """Largest algebraic eigenvalue by power iteration on H + shift*I (shift >= -lambda_min makes it dominant).
+
+    Returns the Rayleigh quotient v^T H v of the final iterate. Converges like ((lam_2 + c)/(lam_1 + c))^k.
+    """
+    v0 = jnp.asarray(v0)
+    if v0.ndim != 1:
+        raise ValueError(f"v0 must be a 1-D array, got shape {v0.shape}")
+    if not isinstance(num_iter, int) or num_iter < 1:
+        raise ValueError(f"num_iter must be a positive int, got {num_iter!r}")
+
+    def body(_, v):
+        x = hvp(v) + shift * v
+        return x / jnp.linalg.norm(x)
+
+    v = jax.lax.fori_loop(0, num_iter, body, v0 / jnp.linalg.norm(v0))
+    return jnp.dot(v, hvp(v))
+
+
+def run_scalar_gd(w0, eta, num_steps: int, *, y=1.0, mask=None, save_every: int = 1, blowup=1e6) -> IterateResult:
+    """Iterate the exact GD map of the scalar network; saves loss, f, sharpness (eigvalsh) and w. w0: (d,)."""
+    w0 = _check_vector("w0", w0)
+    _check_positive("eta", eta)
+    mask = _mask_or_all(w0, mask)
+    loss = lambda w: scalar_net_loss(w, y, mask)  # noqa: E731
+
+    def observables(w):
+        return {"loss": loss(w), "f": scalar_net_output(w, mask), "sharpness": hessian_sharpness(loss, w), "w": w}
+
+    return iterate(scalar_gd_step(eta, y, mask), w0, num_steps, save_every=save_every, observables=observables,
+                   blowup=blowup)
+
+
+def run_scalar_gf(w0, ts, *, y=1.0, mask=None, rtol=1e-10, atol=1e-12, max_steps=100_000) -> FlowResult:
+    """Integrate gradient flow dw/dt = -grad L(w) (diffrax Tsit5) and save loss, sharpness (eigvalsh) and w."""
+    w0 = _check_vector("w0", w0)
+    mask = _mask_or_all(w0, mask)
+    loss = lambda w: scalar_net_loss(w, y, mask)  # noqa: E731
+
+    def observables(w):
+        return {"loss": loss(w), "sharpness": hessian_sharpness(loss, w), "w": w}
+
+    return gradient_flow(negative_gradient(loss), w0, ts, observables=observables, rtol=rtol, atol=atol,
+                         max_steps=max_steps)
+
+
+def manifold_point(phi, depth, dmax: int, y=1.0, num_iter: int = 200) -> Float[Array, " dmax"]:
+    """A global minimiser s = (a, b, ..., b, 1 pad) with a b^(depth-1) = y and sharpness y^2 sum 1/s_i^2 = phi.
+
+    Takes the branch a <= b (one small coordinate); phi must be >= depth y^(2-2/depth). Found by bisection on
+    log a in [log(y/sqrt(phi)), log(y)/depth], where the sharpness is decreasing in a. Traceable.
+    """
+    mask = depth_mask(depth, dmax)
+    y = jnp.abs(jnp.asarray(y, dtype=float))
+    depth = jnp.asarray(depth, dtype=float)
+
+    def sharp(la):
+        a = jnp.exp(la)
+        lb = (jnp.log(y) - la) / (depth - 1.0)
+        return y**2 * (jnp.exp(-2 * la) + (depth - 1.0) * jnp.exp(-2 * lb))
+
+    lo, hi = jnp.log(y / jnp.sqrt(phi)), jnp.log(y) / depth
+
+    def body(_, bounds):
+        lo, hi = bounds
+        mid = 0.5 * (lo + hi)
+        too_sharp = sharp(mid) > phi  # sharpness decreases in a: root is to the right
+        return jnp.where(too_sharp, mid, lo), jnp.where(too_sharp, hi, mid)
+
+    lo, hi = jax.lax.fori_loop(0, num_iter, body, (lo, hi))
+    la = 0.5 * (lo + hi)
+    b = jnp.exp((jnp.log(y) - la) / (depth - 1.0))
+    idx = jnp.arange(dmax)
+    return jnp.where(idx == 0, jnp.exp(la), jnp.where(mask, b, 1.0))
+
+
+# ----------------------------------------------------------------------------------------------------------
+# uv model
+# ----------------------------------------------------------------------------------------------------------
+
+
+def uv_init(n: int, lam0, f0, key) -> Float[Array, "2 n"]:
+    """Width-n uv init with exactly (|u|^2+|v|^2)/n = lam0 and u.v/sqrt(n) = f0 (random orthonormal directions).
+
+    u = sqrt(n)(p q1 + q q2), v = sqrt(n)(p q1 - q q2), p^2 + q^2 = lam0/2, p^2 - q^2 = f0/sqrt(n).
+    Requires |f0|/sqrt(n) <= lam0/2.
+    """
+    if not isinstance(n, int) or isinstance(n, bool) or n < 2:
+        raise ValueError(f"n must be an int >= 2, got {n!r}")
+    _check_positive("lam0", lam0)
+    if _concrete(lam0) and _concrete(f0) and abs(float(f0)) / np.sqrt(n) > float(lam0) / 2:
+        raise ValueError(f"f0 must satisfy |f0|/sqrt(n) <= lam0/2, got f0={f0!r}, lam0={lam0!r}, n={n}")
+    g = jax.random.normal(key, (2, n))
+    q1 = g[0] / jnp.linalg.norm(g[0])
+    q2 = g[1] - jnp.dot(g[1], q1) * q1
+    q2 = q2 / jnp.linalg.norm(q2)
+    p2 = (lam0 / 2 + f0 / jnp.sqrt(n)) / 2
+    q2c = (lam0 / 2 - f0 / jnp.sqrt(n)) / 2
+    p, q = jnp.sqrt(p2), jnp.sqrt(q2c)
+    sn = jnp.sqrt(float(n))
+    return jnp.stack([sn * (p * q1 + q * q2), sn * (p * q1 - q * q2)])
+
+
+def uv_output(params: Float[Array, "2 n"]) -> Float[Array, ""]:
+    """f = u.v / sqrt(n) (Lewkowycz et al. 2020). params: (2, n)."""
+    return jnp.dot(params[0], params[1]) / jnp.sqrt(params.shape[1])
+
+
+def uv_curvature(params: Float[Array, "2 n"]) -> Float[Array, ""]:
+    """NTK / curvature lambda = (|u|^2 + |v|^2) / n (Lewkowycz et al. 2020). params: (2, n)."""
+    return jnp.sum(params**2) / params.shape[1]
+
+
+def uv_loss(params: Float[Array, "2 n"], y=0.0) -> Float[Array, ""]:
+    """L = (u.v/sqrt(n) - y)^2 / 2 (Lewkowycz et al. 2020)."""
+    return 0.5 * (uv_output(params) - y) ** 2
+
+
+def uv_gd_step(eta, y=0.0) -> Callable:
+    """GD map of the uv model, params <- params - eta grad L (jax.grad of the actual loss)."""
+    _check_positive("eta", eta)
+    return gd_step(lambda p: uv_loss(p, y), eta)
+
+
+def run_uv_gd(params0, eta, num_steps: int, *, y=0.0, save_every: int = 1, blowup=1e8) -> IterateResult:
+    """Iterate uv-model GD; saves f, lambda and loss. params0: (2, n)."""
+    params0 = jnp.asarray(params0)
+    if params0.ndim != 2 or params0.shape[0] != 2:
+        raise ValueError(f"params0 must have shape (2, n), got {params0.shape}")
+    _check_positive("eta", eta)
+
+    def observables(p):
+        return {"f": uv_output(p), "lam": uv_curvature(p), "loss": uv_loss(p, y)}
+
+    return iterate(uv_gd_step(eta, y), params0, num_steps, save_every=save_every, observables=observables,
+                   blowup=blowup)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# self-stabilisation two-variable model (Damian et al. 2023)
+# ----------------------------------------------------------------------------------------------------------
+
+
+def self_stab_step(eta, alpha, beta) -> Callable:
+    """x' = -(1 + eta y) x,  y' = y + eta (alpha - beta x^2 / 2) on state (x, y) of shape (2,) (Damian et al. 2023)."""
+    _check_positive("eta", eta)
+
+    def step(s, k):
+        x, yv = s[0], s[1]
+        return jnp.stack([-(1.0 + eta * yv) * x, yv + eta * (alpha - beta * x**2 / 2.0)])
+
+    return step
+
+
+def run_self_stab(x0, y0, eta, alpha, beta, num_steps: int, *, save_every: int = 1, blowup=1e6) -> IterateResult:
+    """Iterate the self-stabilisation map from (x0, y0); saves the state (x, y)."""
+    _check_positive("eta", eta)
+    s0 = jnp.stack([jnp.asarray(x0, dtype=float), jnp.asarray(y0, dtype=float)])
+    return iterate(self_stab_step(eta, alpha, beta), s0, num_steps, save_every=save_every, blowup=blowup)
