@@ -60,6 +60,7 @@ class Experiment:
     coords: Callable[[dict], dict] = field(default=lambda config: {})
     seeds: int = 1
     chunk_size: int = 64
+    cost: Callable[[dict], object] | None = None  # expected cost per flat grid point: groups stiff points together
 
     def __post_init__(self):
         if self.family not in FAMILIES:

@@ -123,6 +123,7 @@ def run_experiment(
         dims=exp.dims,
         coords=exp.coords(config),
         store=store,
+        order_by=exp.cost,
         progress=progress,
         desc=exp.name,
         attrs=attrs,

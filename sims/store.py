@@ -36,11 +36,10 @@ class Store:
         if not os.access(self.path.parent, os.W_OK):
             raise PermissionError(f"results directory {str(self.path.parent)!r} is not writable")
         if self.path.exists():
+            # a store whose creation was interrupted (not 'initialised') holds no finished chunk: `initialise`
+            # simply overwrites it. It is never deleted here, since another process may be creating it right now.
             group = zarr.open_group(str(self.path), mode="a")
-            if not group.attrs.get("initialised", False):
-                # creation was interrupted before any chunk could be marked done: nothing to lose
-                shutil.rmtree(self.path)
-            elif group.attrs.get("fingerprint") != fingerprint:
+            if group.attrs.get("initialised", False) and group.attrs.get("fingerprint") != fingerprint:
                 raise StoreMismatch(
                     f"{self.path} holds results for another grid/config/seed "
                     f"(fingerprint {group.attrs.get('fingerprint')} != {fingerprint}); "

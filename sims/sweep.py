@@ -17,6 +17,7 @@ Returns an `xarray.Dataset` with one dim per grid dim plus the outputs' own dims
 
 from __future__ import annotations
 
+import functools
 import json
 import time
 from typing import Callable
@@ -41,9 +42,33 @@ def local_mesh():
     return jax.make_mesh((len(devices),), ("grid",), axis_types=(AxisType.Auto,), devices=devices)
 
 
-def default_batch_size() -> int:
-    """Vector width of the compiled body: small on CPU (no gain from wide vmaps), wide on accelerators."""
-    return 16 if jax.default_backend() == "cpu" else 1024
+def default_batch_size(n_points: int) -> int:
+    """Vector width of the compiled body: 256 on CPU, 4096 on accelerators, never wider than the grid needs.
+
+    It depends only on the grid size and the device kind, never on chunk size or device count.
+    """
+    cap = 256 if jax.default_backend() == "cpu" else 4096
+    return int(min(cap, 1 << max(0, int(n_points - 1).bit_length())))
+
+
+@functools.lru_cache(maxsize=64)
+def _compiled(fn, seed: int, batch_size: int, devices: tuple | None):
+    """jit of the per-share function, cached so repeated sweeps of the same `fn` compile once."""
+    base_key = jax.random.PRNGKey(seed)
+
+    def run_point(args):
+        point, index = args
+        return fn(point, jax.random.fold_in(base_key, index))
+
+    def run_share(point, index):
+        return jax.lax.map(run_point, (point, index), batch_size=batch_size)
+
+    if devices is None:
+        return jax.jit(run_share), None
+    mesh = jax.make_mesh((len(devices),), ("grid",), axis_types=(AxisType.Auto,), devices=devices)
+    spec = PartitionSpec("grid")
+    sharded = jax.shard_map(run_share, mesh=mesh, in_specs=(spec, spec), out_specs=spec, check_vma=False)
+    return jax.jit(sharded), NamedSharding(mesh, spec)
 
 
 def _barrier(name: str):
@@ -125,8 +150,7 @@ def sweep(
         raise ValueError(f"chunk_size must be a positive int, got {chunk_size!r}")
     if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
         raise ValueError(f"seed must be a non-negative int, got {seed!r}")
-    batch_size = default_batch_size() if batch_size is None else batch_size
-    if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
+    if batch_size is not None and (not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1):
         raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
     n_proc, proc = jax.process_count(), jax.process_index()
     if n_proc > 1 and store is None:
@@ -141,12 +165,15 @@ def sweep(
 
     resumed = store is not None and store.initialised
     if resumed:
-        unit = store.chunk_size  # resume with the layout on disk (any process count)
+        unit = store.chunk_size  # resume with the layout (and vector width) on disk, for any process count
+        batch_size = int(store.attrs().get("batch_size", batch_size or default_batch_size(n)))
         stored_order = store.order()
         if not np.array_equal(stored_order, order):
             raise ValueError(f"{store.path}: stored with another point ordering; use --fresh to recompute")
     else:
-        unit = max(1, -(-min(chunk_size, n) // n_proc))
+        batch_size = batch_size or default_batch_size(n)
+        # a unit is at least one full vector width per local device, so padding is only ever in the last unit
+        unit = max(-(-min(chunk_size, n) // n_proc), batch_size * n_dev)
     per_call = batch_size * n_dev
     padded = -(-unit // per_call) * per_call
     n_units = -(-n // unit)
@@ -176,21 +203,7 @@ def sweep(
 
     if todo:
 
-        def run_point(args):
-            point, index = args
-            return fn(point, jax.random.fold_in(base_key, index))
-
-        def run_share(point, index):
-            return jax.lax.map(run_point, (point, index), batch_size=batch_size)
-
-        if mesh is None:
-            batched = jax.jit(run_share)
-            sharding = None
-        else:
-            spec = PartitionSpec("grid")
-            batched = jax.jit(jax.shard_map(run_share, mesh=mesh, in_specs=(spec, spec), out_specs=spec,
-                                           check_vma=False))
-            sharding = NamedSharding(mesh, spec)
+        batched, sharding = _compiled(fn, seed, batch_size, None if mesh is None else tuple(mesh.devices.flat))
         bar = tqdm(todo, desc=desc or "sweep", unit="chunk", leave=False,
                    disable=(progress is False) or (progress is None and len(todo) < 2))
         for u in bar:

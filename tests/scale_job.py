@@ -34,7 +34,7 @@ def point_fn(point, key):
 
 
 grid = Grid.product(s=np.linspace(0.1, 1.0, 13)) * Grid.product(seed=np.arange(3))
-ds = sweep(point_fn, grid, chunk_size=6, store=Store(args[0], fingerprint="scale"), progress=False,
+ds = sweep(point_fn, grid, chunk_size=6, batch_size=2, store=Store(args[0], fingerprint="scale"), progress=False,
            order_by=(lambda flat: -flat["s"]) if ordered else None)
 if jax.process_index() == 0:
     np.savez(args[1], x=ds["x"].values, n=ds["n"].values, devices=jax.device_count())

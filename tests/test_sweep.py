@@ -66,12 +66,16 @@ def test_parse_set_names_the_axis():
 
 
 def test_results_do_not_depend_on_chunk_size():
-    a = sweep(gd_point, GRID, chunk_size=4, dims={"norm2": ("save",)}, progress=False)
-    b = sweep(gd_point, GRID, chunk_size=21, dims={"norm2": ("save",)}, progress=False)
-    c = sweep(gd_point, GRID, chunk_size=5, dims={"norm2": ("save",)}, progress=False)
+    # fixed vector width 4; units of 4, 21 (padded to 24) and 5 (padded to 8) points
+    kw = dict(dims={"norm2": ("save",)}, progress=False, batch_size=4)
+    a = sweep(gd_point, GRID, chunk_size=4, **kw)
+    b = sweep(gd_point, GRID, chunk_size=21, **kw)
+    c = sweep(gd_point, GRID, chunk_size=5, **kw)
+    d = sweep(gd_point, GRID, chunk_size=64, dims={"norm2": ("save",)}, progress=False)  # default width
     for name in a.data_vars:
         np.testing.assert_array_equal(a[name].values, b[name].values)
         np.testing.assert_array_equal(a[name].values, c[name].values)
+        np.testing.assert_array_equal(a[name].values, d[name].values)
     assert a["norm2"].dims == ("lr", "seed", "save")
 
 
@@ -93,13 +97,14 @@ def test_divergence_is_flagged_per_point_and_others_unaffected():
 
 def test_store_resume_and_mismatch(tmp_path):
     path = tmp_path / "s.zarr"
-    full = sweep(gd_point, GRID, chunk_size=4, progress=False, store=Store(path, fingerprint="f1"))
+    full = sweep(gd_point, GRID, chunk_size=4, batch_size=2, progress=False, store=Store(path, fingerprint="f1"))
     # pretend a run died after 2 chunks: clear the done flags of the others and corrupt their data
     store = Store(path, fingerprint="f1")
     done = store.group["_chunk_done"]
     done[2:] = 0
     store.group["norm2"][8:] = -1.0
-    resumed = sweep(gd_point, GRID, chunk_size=4, progress=False, store=Store(path, fingerprint="f1"))
+    # resumed with other settings: the stored layout and vector width win
+    resumed = sweep(gd_point, GRID, chunk_size=16, progress=False, store=Store(path, fingerprint="f1"))
     xr.testing.assert_identical(full.drop_attrs(), resumed.drop_attrs())
     with pytest.raises(StoreMismatch, match="--fresh"):
         Store(path, fingerprint="other")
@@ -122,7 +127,7 @@ KILL_SCRIPT = textwrap.dedent(
         return {"y": y[:3], "r": jax.random.normal(key)}
 
     g = Grid.product(a=np.linspace(0, 1, 48))
-    ds = sweep(slow, g, chunk_size=4, store=Store(sys.argv[1], fingerprint="k"), progress=False)
+    ds = sweep(slow, g, chunk_size=4, batch_size=4, store=Store(sys.argv[1], fingerprint="k"), progress=False)
     np.save(sys.argv[2], ds["y"].values)
     np.save(sys.argv[3], ds["r"].values)
     """

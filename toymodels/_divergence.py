@@ -2,6 +2,7 @@
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 
 def is_diverged(tree, blowup: float):
@@ -30,6 +31,6 @@ def check_finite_input(name: str, tree) -> None:
     for leaf in jax.tree_util.tree_leaves(tree):
         if isinstance(leaf, jax.core.Tracer):
             continue
-        arr = jnp.asarray(leaf)
-        if jnp.issubdtype(arr.dtype, jnp.inexact) and not bool(jnp.all(jnp.isfinite(arr))):
+        arr = np.asarray(leaf)  # concrete: checked with numpy, outside any trace
+        if np.issubdtype(arr.dtype, np.inexact) and not np.all(np.isfinite(arr)):
             raise ValueError(f"{name} contains NaN or inf")
