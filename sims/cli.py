@@ -6,6 +6,7 @@ import argparse
 import importlib
 import json
 import math
+import os
 import sys
 import time
 from pathlib import Path
@@ -153,11 +154,17 @@ COMMANDS = {"list": cmd_list, "run": cmd_run, "validate": cmd_validate, "derive"
 
 
 def main(argv=None) -> int:
-    args = _parser().parse_args(argv)
+    try:
+        args = _parser().parse_args(argv)
+    except SystemExit as exit_:  # argparse: --help (0) or a usage error (2, message already printed)
+        return int(exit_.code or 0)
     try:
         return COMMANDS[args.command](args)
     except (UsageError, ValueError, TypeError, PermissionError, FileNotFoundError) as err:
-        print(f"error: {err}", file=sys.stderr)
+        if os.environ.get("SIMS_DEBUG"):
+            raise
+        msg = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        print(f"error: {msg}", file=sys.stderr)  # SIMS_DEBUG=1 shows the traceback instead
         return 2
     except KeyboardInterrupt:
         print("interrupted: finished chunks are stored; run the same command again to resume", file=sys.stderr)

@@ -8,6 +8,7 @@ engine and compiled once); `compare(ds, config)` computes the theory from `deriv
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -63,6 +64,8 @@ class Experiment:
     cost: Callable[[dict], object] | None = None  # expected cost per flat grid point: groups stiff points together
 
     def __post_init__(self):
+        if not re.fullmatch(r"[a-z0-9_]+\.[a-z0-9_]+", self.name):
+            raise ValueError(f"experiment name {self.name!r} must look like family.what (lowercase, digits, _)")
         if self.family not in FAMILIES:
             raise ValueError(f"experiment {self.name!r}: unknown family {self.family!r}; one of {FAMILIES}")
         if not self.name.startswith(self.family + "."):

@@ -5,41 +5,12 @@ import os
 import subprocess
 import sys
 
-import jax.numpy as jnp
-import numpy as np
 import pytest
 
 from sims import registry
 from sims.cli import main
-from sims.grid import Grid
-from sims.registry import Check, Experiment
 
-# A toy experiment registered for these tests only: exponential decay, theory exp(-a t) vs GD with small step.
-
-
-def _simulate(point, key, config):
-    from toymodels.iterate import gd_step, iterate
-
-    n, dt = config["n"], config["dt"]
-    res = iterate(gd_step(lambda x: 0.5 * point["a"] * x**2, dt), jnp.asarray(1.0), n, save_every=n)
-    return {"x_end": res.observables[-1]}
-
-
-def _compare(ds, config):
-    t = config["n"] * config["dt"]
-    a = ds["a"].values[:, None]
-    theory = np.exp(-a * t)
-    sim = ds["x_end"].values
-    err = float(np.max(np.abs(sim - theory)))
-    # GD (1 - a dt)^n vs exp(-a t): error <= t a^2 dt / 2 * exp(-a t (1 - a dt)) ~ 2e-3 for these values
-    return [Check("GD -> exp(-a t) as dt -> 0", float(theory.max()), float(sim.max()), err, 5e-3, "O(dt) bound")]
-
-
-TOY = Experiment(
-    name="deep_linear.cli_toy", family="deep_linear", claim="toy for CLI tests", paper="none",
-    grid=lambda quick: Grid.product(a=[0.5, 1.0]), simulate=_simulate, compare=_compare,
-    config=lambda quick: {"n": 200, "dt": 0.005},
-)
+from tests_toy import TOY
 
 
 @pytest.fixture(autouse=True)
