@@ -46,12 +46,14 @@ __all__ = [
     "fixed_point",
     "stability_coefficients",
     "stability_eigenvalues",
+    "is_stable",
     "collapse_outcome",
     "balance_decay",
     "no_stopgrad_rate",
     "fixed_predictor_matrix",
     "fixed_predictor_propagator",
     "simsiam_time",
+    "mode_rhs_numpy",
     "IDENTITIES",
 ]
 
@@ -173,9 +175,19 @@ def stability_coefficients(eta, beta, sigma2, branch=1):
     return c1, c2, c3
 
 
+def is_stable(eta, beta, sigma2, branch=1):
+    """Routh-Hurwitz test at the p_pm fixed point: c1 > 0, c3 > 0 and c1 c2 > c3 (True at p_+ for all beta > 0 and
+    0 < eta < eta_c; False at p_-, a saddle); NaN coefficients (eta > eta_c: no fixed point) give False."""
+    c1, c2, c3 = stability_coefficients(eta, beta, sigma2, branch)
+    return (c1 > 0) & (c3 > 0) & (c1 * c2 > c3)
+
+
 def stability_eigenvalues(eta, beta, sigma2, branch=1):
-    """Eigenvalues (complex, 3) of the Jacobian at the p_pm fixed point, as roots of the cubic (numpy; not traced)."""
+    """Eigenvalues (complex, 3) of the Jacobian at the p_pm fixed point, as roots of the cubic (numpy; not traced);
+    NaN when eta > eta_c (no fixed point)."""
     c1, c2, c3 = (float(c) for c in stability_coefficients(eta, beta, sigma2, branch))
+    if not np.all(np.isfinite([c1, c2, c3])):  # eta > eta_c: the fixed point does not exist
+        return np.full(3, np.nan + 0j)
     return np.roots([1.0, c1, c2, c3])
 
 
@@ -498,3 +510,10 @@ IDENTITIES: list[Identity] = [
     Identity("directpred_normalised_top", _id_directpred_normalised, "top-mode p = 1+eps: det A = beta k (p-p_+)(p-p_-) > 0 (collapse)", ""),
     Identity("simsiam_closed_form", _id_simsiam_time, "t(p) solves the balanced SimSiam mode p' = -p(kp^2 - p + eta)", "Tian et al. 2021"),
 ]
+
+
+@functools.lru_cache(maxsize=None)
+def mode_rhs_numpy():
+    """numpy version of ``mode_rhs`` (sympy lambdify), f(p, w, a, alpha_p, eta, beta, sigma2) -> [p', w', a'],
+    for scipy integrators in `compare` (the eigenmode theory as an ODE independent of the JAX matrix flow)."""
+    return sp.lambdify([*MODE_VARS, *MODE_PARAMS], list(MODE_RHS), "numpy")
