@@ -38,7 +38,7 @@ __all__ = [
 t_sym, lam_sym, x0_sym = sp.symbols("t lambda x_0", positive=True)
 f_sym = sp.symbols("f", positive=True)
 damp_sym = sp.symbols("lambda_d", positive=True)  # ScaledGD damping lambda
-x_sym, x1_sym = sp.symbols("x x_1", positive=True)
+x1_sym = sp.symbols("x_1", positive=True)
 
 
 def _g(lam, t):
@@ -59,15 +59,26 @@ SCALED_FLOW_TIME = (damp_sym / (2 * lam_sym)) * sp.log(x1_sym / x0_sym) + ((lam_
 
 
 def _riccati_residual_diag(U0: sp.Matrix, lams) -> sp.Matrix:
-    """dX/dt - (M X + X M - 2 X^2) for the closed form with diagonal M = diag(lams) and symbolic U0."""
+    """dX/dt - (M X + X M - 2 X^2) for the closed form with diagonal M = diag(lams) and symbolic U0.
+
+    e^{lam_j t} is written as a symbol p_j with d/dt p_j = lam_j p_j. With X = N/D (N = V adj(K) V^T, D = det K)
+    the residual times D^2 is the polynomial (dN/dt) D - N dD/dt - (M N + N M) D + 2 N^2, expanded exactly.
+    """
     d, r = U0.shape
+    ps = sp.symbols(f"p0:{d}", positive=True)
     M = sp.diag(*lams)
-    E = sp.diag(*[sp.exp(l * t_sym) for l in lams])
-    G = sp.diag(*[_g(l, t_sym) for l in lams])
+    E = sp.diag(*ps)
+    G = sp.diag(*[(p**2 - 1) / l for p, l in zip(ps, lams)])
     K = sp.eye(r) + U0.T * G * U0
     V = E * U0
-    X = V * K.inv() * V.T
-    return sp.simplify(X.diff(t_sym) - (M * X + X * M - 2 * X * X))
+    N = (V * K.adjugate() * V.T).applyfunc(sp.expand)
+    D = sp.expand(K.det())
+
+    def ddt(expr):
+        return sp.expand(sum(l * p * sp.diff(expr, p) for p, l in zip(ps, lams)))
+
+    res = N.applyfunc(ddt) * D - N * ddt(D) - (M * N + N * M) * D + 2 * N * N
+    return res.applyfunc(sp.expand)
 
 
 def _id_scalar():
