@@ -23,7 +23,7 @@ __all__ = [
     "beta_mirror_P", "beta_mirror_W", "reduced_ode_rhs", "reduced_flow",
     "mirror_limit", "depth_limit", "min_l1_interpolator", "min_l2_interpolator",
     "alpha_inf_from_log_products", "phi_inf_from_sums", "pesme_log_alpha_ratio",
-    "sharpness_at_interpolator", "stability_weighted_l1", "saddle_to_saddle",
+    "sharpness_at_interpolator", "stability_weighted_l1", "saddle_to_saddle", "l1_gap_bound",
     "IDENTITIES",
 ]
 
@@ -361,6 +361,20 @@ def min_l1_interpolator(X, y):
     if not res.success:
         raise RuntimeError(f"min-l1 LP failed: {res.message}")
     return res.x[:d] - res.x[d:]
+
+
+def l1_gap_bound(beta_alpha, beta_l1, alpha):
+    """Upper bound on ||beta_alpha||_1 - ||beta_l1||_1 for the (W) limit beta_alpha = argmin Q_alpha (Woodworth 2020):
+    [sum |b1|(ln(|b1| + a^2) - 1) - sum |b|(ln|b| - 1) + 2 d a^2] / ln(1/a^2), from Q_alpha(b_alpha) <= Q_alpha(b_l1)
+    and z ln z - z <= q(z) <= z ln(z+1) - z + 2 (asinh(z/2) in [ln z, ln(z+1)], sqrt(4+z^2) in [z, z+2], z >= 0)."""
+    b = np.abs(np.asarray(beta_alpha, float))
+    b1 = np.abs(np.asarray(beta_l1, float))
+    a2 = float(alpha) ** 2
+    if not a2 > 0:
+        raise ValueError("alpha must be positive")
+    xlogx = np.where(b > 0, b * np.log(np.where(b > 0, b, 1.0)), 0.0)
+    up = np.sum(np.where(b1 > 0, b1 * (np.log(b1 + a2) - 1.0), 0.0)) + 2 * b.size * a2
+    return float((up - np.sum(xlogx - b)) / np.log(1.0 / a2))
 
 
 def min_l2_interpolator(X, y):

@@ -20,6 +20,7 @@ from .iterate import iterate
 __all__ = [
     "make_data", "loss", "beta_of", "init_uv", "uv_hessian", "sharpness",
     "gradient_flow_trajectory", "gradient_flow_limit", "implicit_bias_solution", "run_gd",
+    "make_saddle_data", "gradient_flow_accelerated",
 ]
 
 
@@ -111,12 +112,13 @@ def gradient_flow_trajectory(X, y, alpha, ts, *, rtol=1e-10, atol=1e-12, max_ste
     return res.observables, res
 
 
-def gradient_flow_limit(X, y, alpha, *, t_max=2e3, depth: int = 2, rtol=1e-10, atol=1e-12, max_steps=100_000, solver=None,
-                        return_result=False):
+def gradient_flow_limit(X, y, alpha, *, t_max=2e4, depth: int = 2, rtol=1e-10, atol=1e-12, max_steps=100_000,
+                        solver=None, return_result=False):
     """Simulated GF of (W-D) beta = w+^D - w-^D from w+ = w- = alpha, integrated to t_max; returns beta(t_max) (d,).
 
     Integrates the full 2d-parameter flow w+' = -D w+^{D-1} g, w-' = D w-^{D-1} g in log coordinates
-    rho = ln w (exact change of variables, w > 0), implicit Kvaerno5 (the flow is stiff for small alpha)."""
+    rho = ln w (exact change of variables, w > 0), implicit Kvaerno5 (the flow is stiff for small alpha).
+    With return_result=True returns (beta, FlowResult) whose observables are (w+, w-) stacked, shape (2, 2, d)."""
     X, y = _check_problem(X, y)
     _check_positive("alpha", alpha)
     _check_positive("t_max", t_max)
@@ -133,10 +135,11 @@ def gradient_flow_limit(X, y, alpha, *, t_max=2e3, depth: int = 2, rtol=1e-10, a
 
     solver = diffrax.Kvaerno5() if solver is None else solver
     rho0 = (jnp.log(alpha) * jnp.ones(d), jnp.log(alpha) * jnp.ones(d))
-    obs = lambda rho: jnp.exp(D * rho[0]) - jnp.exp(D * rho[1])
+    obs = lambda rho: jnp.stack([jnp.exp(rho[0]), jnp.exp(rho[1])])  # (w+, w-)
     res = gradient_flow(vf, rho0, jnp.array([0.0, t_max]), observables=obs, rtol=rtol, atol=atol,
                         solver=solver, max_steps=max_steps, blowup=1e4)
-    beta = res.observables[-1]
+    w = res.observables[-1]
+    beta = w[0] ** D - w[1] ** D
     return (beta, res) if return_result else beta
 
 
@@ -170,18 +173,21 @@ def implicit_bias_solution(X, y, alpha, *, num_iter: int = 100):
 
 
 def run_gd(X, y, alpha, gamma, num_steps: int, *, key=None, batch_size: int | None = None, save_every=None,
-           blowup=1e6):
+           blowup=1e6, schedule=None):
     """GD (key=None) or SGD (batch of `batch_size` uniform indices, with replacement) on (P) beta = u*v:
     u <- u - gamma g v, v <- v - gamma g u (simultaneous), from u = sqrt2 alpha, v = 0 (Even et al. 2023).
 
     Also accumulates, per coordinate, sum ln(1 - gamma^2 g^2), sum (artanh(gamma g) - gamma g), max |gamma g|,
-    and int L dt = gamma sum_k L(beta_k) (full-batch L). Returns the IterateResult (final state dict)."""
+    and int L dt = gamma sum_k L(beta_k) (full-batch L). `schedule(k)` (jit-safe) multiplies gamma at step k.
+    Returns the IterateResult (final state dict; observables = full-batch loss every `save_every` steps)."""
     X, y = _check_problem(X, y)
     _check_positive("alpha", alpha)
     _check_positive("gamma", gamma)
     if not isinstance(num_steps, int) or num_steps < 1:
         raise ValueError(f"num_steps must be a positive int, got {num_steps!r}")
     n, d = X.shape
+    if schedule is not None and not callable(schedule):
+        raise TypeError("schedule must be a callable k -> step-size multiplier")
     if key is not None:
         batch_size = 1 if batch_size is None else batch_size
         if not isinstance(batch_size, int) or not 1 <= batch_size <= n:
@@ -198,16 +204,52 @@ def run_gd(X, y, alpha, gamma, num_steps: int, *, key=None, batch_size: int | No
         else:
             idx = jax.random.randint(jax.random.fold_in(key, k), (batch_size,), 0, n)
             g = X[idx].T @ r[idx] / batch_size
-        gg = gamma * g
+        gk = gamma if schedule is None else gamma * schedule(k)
+        gg = gk * g
         return dict(
             u=s["u"] - gg * s["v"], v=s["v"] - gg * s["u"],
             sum_log1m=s["sum_log1m"] + jnp.log(jnp.abs(1.0 - gg**2)),
             sum_atanh=s["sum_atanh"] + jnp.arctanh(jnp.clip(gg, -1.0 + 1e-16, 1.0 - 1e-16)) - gg,
             max_gg=jnp.maximum(s["max_gg"], jnp.max(jnp.abs(gg))),
-            int_loss=s["int_loss"] + gamma * 0.5 * jnp.mean(r**2),
+            int_loss=s["int_loss"] + gk * 0.5 * jnp.mean(r**2),
         )
 
     save_every = num_steps if save_every is None else save_every
     obs = lambda s: loss(s["u"] * s["v"], X, y)
     return iterate(step, state0, num_steps, save_every=save_every, observables=obs,
                    monitor=lambda s: (s["u"], s["v"]), blowup=blowup)
+
+
+def make_saddle_data(n: int = 10, d: int = 20, seed: int = 3, head=(3.0, -2.0, 1.5, 1.0)):
+    """Spec A.3.7 instance: X = N(0,1)^{n x d} (default_rng(seed)), beta* = (head, 0, ...), y = X beta*."""
+    if not isinstance(n, (int, np.integer)) or not isinstance(d, (int, np.integer)) or n < 1 or d < len(head):
+        raise ValueError(f"need positive ints n, d >= len(head), got n={n!r}, d={d!r}")
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((n, d))
+    beta = np.zeros(d)
+    beta[: len(head)] = head
+    return X, X @ beta, beta
+
+
+def gradient_flow_accelerated(X, y, alpha, taus, *, rtol=1e-8, atol=1e-10, max_steps=200_000):
+    """(P) GF in accelerated time tau = t/ln(1/alpha), in log coordinates p = ln(u+v), m = ln(u-v):
+    dp/dtau = -ln(1/alpha) g, dm/dtau = +ln(1/alpha) g, beta = (e^{2p} - e^{2m})/4, p(0) = m(0) = ln(sqrt2 alpha).
+
+    Exact for the full 2d-parameter flow (u+v, u-v stay positive); float64 handles alpha down to ~1e-70.
+    Returns (beta (len(taus), d), FlowResult)."""
+    X, y = _check_problem(X, y)
+    _check_positive("alpha", alpha)
+    n, d = X.shape
+    lam = -jnp.log(alpha)
+
+    def beta_pm(pm):
+        return 0.25 * (jnp.exp(2 * pm[0]) - jnp.exp(2 * pm[1]))
+
+    def vf(t, pm, args):
+        g = X.T @ (X @ beta_pm(pm) - y) / n
+        return jnp.stack([-lam * g, lam * g])
+
+    p0 = (0.5 * jnp.log(2.0) - lam) * jnp.ones((2, d))
+    res = gradient_flow(vf, p0, taus, observables=beta_pm, rtol=rtol, atol=atol, max_steps=max_steps,
+                        solver=diffrax.Kvaerno5(), blowup=1e4)
+    return res.observables, res
