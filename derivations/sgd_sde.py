@@ -35,6 +35,10 @@ __all__ = [
     "sqrt_scaling",
     "linear_scaling",
     "sde_constants",
+    "rmsprop_sde_loss",
+    "adam_sde_loss",
+    "kramers_time",
+    "exact_mfpt",
 ]
 
 # ----------------------------------------------------------------------------------------------------------
@@ -190,6 +194,45 @@ def _sqrt_rule_invariance():
     )
 
 
+# RMSprop SDE on the noisy quadratic with isotropic noise (Sigma = I) started at u_0 = 1: du = c (1 - u) dt keeps u = 1,
+# so per coordinate dX = -a X dt - s dW with a = h/(sigma0 + eps0), s = sigma0/(sigma0 + eps0) (an OU process)
+_t, _a, _s, _m0 = sp.symbols("t a s m0", positive=True)
+M2_RMSPROP_SDE = _m0 * sp.exp(-2 * _a * _t) + _s**2 / (2 * _a) * (1 - sp.exp(-2 * _a * _t))
+_m2_rmsprop = to_jax(M2_RMSPROP_SDE, [_m0, _a, _s, _t])
+
+
+def _adam_sde_reduction():
+    # Adam SDE (Malladi et al. 2022): du = c2 (1 - u) dt, u(0) = 0 gives u = gamma2 = 1 - exp(-c2 t), and then
+    # sqrt(gamma2)/gamma1 * 1/(sigma0 sqrt(u) + eps0 sqrt(gamma2)) = 1/(gamma1 (sigma0 + eps0))
+    c2, s0, e0, g1 = sp.symbols("c2 sigma0 epsilon0 gamma1", positive=True)
+    u = 1 - sp.exp(-c2 * _t)
+    return sp.Matrix([sp.diff(u, _t) - c2 * (1 - u), u.subs(_t, 0),
+                      sp.sqrt(u) / g1 / (s0 * sp.sqrt(u) + e0 * sp.sqrt(u)) - 1 / (g1 * (s0 + e0))])
+
+
+def _rmsprop_sde_moment():
+    return sp.Matrix([sp.diff(M2_RMSPROP_SDE, _t) + 2 * _a * M2_RMSPROP_SDE - _s**2,
+                      M2_RMSPROP_SDE.subs(_t, 0) - _m0])
+
+
+# Escape from the cubic well U(x) = dU (3 (x/w)^2 - 2 (x/w)^3) (section 6)
+_dU, _w, _T = sp.symbols("Delta_U w T", positive=True)
+U_CUBIC = _dU * (3 * (x / _w) ** 2 - 2 * (x / _w) ** 3)
+
+
+def _cubic_well():
+    Up, Upp = sp.diff(U_CUBIC, x), sp.diff(U_CUBIC, x, 2)
+    return sp.Matrix([U_CUBIC.subs(x, _w) - U_CUBIC.subs(x, 0) - _dU, Up.subs(x, 0), Up.subs(x, _w),
+                      Upp.subs(x, 0) - 6 * _dU / _w**2, Upp.subs(x, _w) + 6 * _dU / _w**2])
+
+
+def _mfpt_ode():
+    # tau'(x) = -(1/T) e^{U(x)/T} int_{-inf}^x e^{-U(z)/T} dz solves the backward equation T tau'' - U' tau' = -1
+    U, z = sp.Function("U"), sp.Symbol("z", real=True)
+    tau_p = -sp.exp(U(x) / _T) / _T * sp.Integral(sp.exp(-U(z) / _T), (z, -sp.oo, x))
+    return _T * sp.diff(tau_p, x) - sp.diff(U(x), x) * tau_p + 1
+
+
 IDENTITIES = [
     Identity("discrete_lyapunov", _discrete_lyapunov_residual,
              "commuting-case Sigma_ij = eta c_ij / (B(l_i + l_j - eta l_i l_j)) solves Sigma = A Sigma A + eta^2 C/B"),
@@ -216,6 +259,17 @@ IDENTITIES = [
     Identity("sme_order2_local", _sme_order2,
              "with drift -f' - (eta/4)(f'^2)' the one-step defect vanishes at O(eta) and O(eta^2) (weak order 2)",
              paper="Li, Tai & E 2017"),
+    Identity("rmsprop_sde_second_moment", _rmsprop_sde_moment,
+             "E X^2 of the RMSprop SDE at u = 1 solves d m/dt = -2 a m + s^2, m(0) = x0^2",
+             paper="Malladi, Lyu, Panigrahi & Arora 2022"),
+    Identity("adam_sde_reduction", _adam_sde_reduction,
+             "isotropic noise, u(0)=0: u = gamma2 and the Adam SDE preconditioner reduces to 1/(gamma1 (sigma0+eps0))",
+             paper="Malladi, Lyu, Panigrahi & Arora 2022"),
+    Identity("cubic_well", _cubic_well,
+             "U = dU(3(x/w)^2 - 2(x/w)^3): barrier dU at w, U''(0) = -U''(w) = 6 dU/w^2"),
+    Identity("mfpt_backward_equation", _mfpt_ode,
+             "the double-integral mean first-passage time solves T tau'' - U' tau' = -1 (reflecting at -inf)",
+             paper="Gardiner, Handbook of Stochastic Methods"),
     Identity("sqrt_rule_invariance", _sqrt_rule_invariance,
              "sigma*eta, eps*eta, (1-beta)/eta^2 and SDE time k eta^2 are invariant under the square-root scaling rule",
              paper="Malladi, Lyu, Panigrahi & Arora 2022"),
@@ -371,7 +425,12 @@ def ms_threshold(lams, batch_size, tol=1e-12):
     lams = np.asarray(lams, dtype=float)
     _check_concrete_positive("lams", lams)
     _check_concrete_positive("batch_size", batch_size)
-    rho = lambda e: float(np.max(np.abs(np.linalg.eigvalsh(np.asarray(closure_matrix(lams, e, batch_size))))))
+    B = float(batch_size)
+
+    def rho(e):  # numpy copy of closure_matrix, so this also works while a caller is being traced
+        A = np.diag((1 - e * lams) ** 2 + e**2 * lams**2 / B) + e**2 / B * np.outer(lams, lams)
+        return float(np.max(np.abs(np.linalg.eigvalsh(A))))
+
     lo, hi = 1e-12, 2.0 / lams.max()  # rho(2/l_max) >= 1 for any B
     while hi - lo > tol * hi:
         mid = 0.5 * (lo + hi)
@@ -395,3 +454,73 @@ def sde_constants(sigma, eta, one_minus_beta, eps):
     """RMSprop/Adam SDE constants of Malladi et al. 2022: sigma0 = sigma eta, eps0 = eps eta, c = (1-beta)/eta^2
     (SDE time t = k eta^2)."""
     return sigma * eta, eps * eta, one_minus_beta / eta**2
+
+
+def rmsprop_sde_loss(h, x0, sigma0, eps0, t):
+    """E[loss](t) = sum_i h_i E X_i(t)^2 / 2 of the RMSprop SDE (Malladi et al. 2022, Def. 4.1) on L = sum h_i x_i^2/2 with
+    isotropic gradient noise (Sigma = I) and u_0 = diag Sigma = 1: X_i is OU with a_i = h_i/(sigma0 + eps0),
+    s = sigma0/(sigma0 + eps0). h, x0: (d,); t: (n,) SDE times (t = k eta^2) -> (n,)."""
+    h, x0, t = jnp.asarray(h), jnp.asarray(x0), jnp.asarray(t)
+    if h.ndim != 1 or x0.shape != h.shape:
+        raise ValueError(f"h and x0 must be 1-D of equal length, got {h.shape} and {x0.shape}")
+    _check_concrete_positive("h", h)
+    _check_concrete_positive("sigma0", sigma0)
+    if not isinstance(eps0, jax.core.Tracer) and not (np.isfinite(eps0) and eps0 >= 0):
+        raise ValueError(f"eps0 must be finite and >= 0, got {eps0!r}")
+    a = h / (sigma0 + eps0)
+    s = sigma0 / (sigma0 + eps0)
+    m2 = _m2_rmsprop(x0[None, :] ** 2, a[None, :], s, t[:, None])
+    return 0.5 * jnp.sum(h[None, :] * m2, axis=1)
+
+
+def kramers_time(barrier, width, temperature):
+    """Kramers' escape time 2 pi / sqrt(U''(a) |U''(b)|) exp(dU/T) for the cubic well (U''(a) = |U''(b)| = 6 dU/w^2)."""
+    h = 6.0 * barrier / width**2
+    return 2 * jnp.pi / h * jnp.exp(barrier / temperature)
+
+
+def exact_mfpt(barrier, width, temperature, x0=0.0, x_exit_rel=1.5, n_grid=40001):
+    """Exact mean first-passage time of dX = -U'(X) dt + sqrt(2T) dW from x0 to x_exit for the cubic well:
+    tau = (1/T) int_{x0}^{x_exit} dy e^{U(y)/T} int_{-inf}^{y} e^{-U(z)/T} dz (numpy, cumulative trapezoid on a
+    grid from where U - U(0) = 40 T)."""
+    for name, v in (("barrier", barrier), ("width", width), ("temperature", temperature)):
+        _check_concrete_positive(name, v)
+    U = lambda y: barrier * (3 * (y / width) ** 2 - 2 * (y / width) ** 3)
+    lo = -width * np.sqrt(40.0 * temperature / (3.0 * barrier))  # 3 dU (lo/w)^2 >= 40 T
+    xs = np.linspace(lo, x_exit_rel * width, n_grid)
+    inner = np.concatenate([[0.0], np.cumsum(0.5 * (np.exp(-U(xs[1:]) / temperature) + np.exp(-U(xs[:-1]) / temperature))
+                                             * np.diff(xs))])
+    f = np.exp(U(xs) / temperature) * inner / temperature
+    mask = xs >= x0
+    xm, fm = xs[mask], f[mask]
+    return float(np.sum(0.5 * (fm[1:] + fm[:-1]) * np.diff(xm)))
+
+
+def adam_sde_loss(h, x0, sigma0, eps0, c1, t):
+    """E[loss](t) of the Adam SDE (Malladi et al. 2022) on L = sum h_i x_i^2/2 with isotropic noise (Sigma = I), m(0) =
+    u(0) = 0: dX = -m/(gamma1 (sigma0+eps0)) dt, dm = c1 (h X - m) dt + sigma0 c1 dW, gamma1 = 1 - exp(-c1 t).
+    Second moments (Mxx, Mxm, Mmm) integrated with scipy (rtol 1e-10) from t0 = 1e-9 with their O(t0) series.
+    h, x0: (d,); t: (n,) increasing SDE times -> (n,)."""
+    from scipy.integrate import solve_ivp
+
+    h, x0, t = np.asarray(h, float), np.asarray(x0, float), np.asarray(t, float)
+    if h.ndim != 1 or x0.shape != h.shape:
+        raise ValueError(f"h and x0 must be 1-D of equal length, got {h.shape} and {x0.shape}")
+    for name, v in (("h", h), ("sigma0", sigma0), ("c1", c1)):
+        _check_concrete_positive(name, v)
+    S = sigma0 + eps0
+    t0 = 1e-9
+
+    def rhs(tt, y):
+        xx, xm, mm = y.reshape(3, -1)
+        g1 = -np.expm1(-c1 * tt)
+        return np.concatenate([-2 * xm / (g1 * S), -mm / (g1 * S) + c1 * (h * xx - xm),
+                               2 * c1 * (h * xm - mm) + sigma0**2 * c1**2])
+
+    y0 = np.concatenate([x0**2, c1 * t0 * h * x0**2, (c1 * sigma0) ** 2 * t0 + (c1 * h * x0) ** 2 * t0**2])
+    ts = np.maximum(t, t0)
+    sol = solve_ivp(rhs, (t0, ts[-1]), y0, t_eval=ts, rtol=1e-10, atol=1e-13, method="LSODA")
+    xx = sol.y[: len(h)].T
+    out = 0.5 * xx @ h
+    out[t <= 0] = 0.5 * np.sum(h * x0**2)
+    return out

@@ -32,7 +32,7 @@ def _ou_config(quick):
     return {
         "H": OU_H, "C": OU_C,
         "n_paths": 300 if quick else 4000, "num_steps": 1200 if quick else 6000, "burn_in": 200 if quick else 1000,
-        "sde_dt": 0.01 if quick else 0.002, "sde_steps": 1000 if quick else 5000, "sde_paths": 1000 if quick else 20000,
+        "sde_dt": 0.01 if quick else 0.002, "sde_steps": 1000 if quick else 5000, "sde_paths": 600 if quick else 20000,
     }
 
 
@@ -120,7 +120,7 @@ def ls_problem(config, b):
 def _ls_grid(quick):
     if quick:
         return Grid.product(eta=[0.2], b=[1.0, 2.0])
-    return Grid.product(eta=[0.1, 0.2, 0.3], b=[1.0, 1.5, 2.0])
+    return Grid.product(eta=[0.05, 0.1, 0.2], b=[1.0, 1.5, 2.0])
 
 
 def _ls_config(quick):
@@ -200,7 +200,7 @@ def _stab_grid(quick):
 
 def _stab_config(quick):
     return {"d": 16, "lam_min": 0.5, "lam_max": 1.5, "batches": [1, 8] if quick else [1, 2, 4, 8, 16, 32],
-            "n_paths": 400 if quick else 10000, "num_steps": 100 if quick else 400, "save_every": 10}
+            "n_paths": 400 if quick else 4000, "num_steps": 100 if quick else 200, "save_every": 10}
 
 
 def _stab_coords(config):
@@ -422,6 +422,37 @@ def rmsprop_frozen_v_curve(config, kappa):
     return np.array(out)
 
 
+def adam_sde_curve(config):
+    """Malladi et al. Adam SDE at the saves (c1 = (1-beta1)/eta^2; c2 drops out for isotropic noise and v_0 = 0)."""
+    x = _sqrt_coords(config)["examples"]
+    eta = config["eta"]
+    return theory.adam_sde_loss(config["h"], config["x0"], config["noise_std"] * eta, config["eps"] * eta,
+                                config["c1"], x * eta**2)
+
+
+def adam_frozen_v_curve(config, kappa):
+    """E[loss] of discrete Adam with the bias-corrected v_hat frozen at sigma^2 (exact linear second-moment recursion of
+    x' = x - eta m_hat/(sigma + eps), m' = beta1 m + (1-beta1)(h x + sigma z)); eta etc. under the sqrt rule."""
+    e, _, ep = theory.sqrt_scaling(kappa, config["eta"], config["c2"] * config["eta"] ** 2, config["eps"])
+    omb1 = kappa * config["c1"] * config["eta"] ** 2
+    sig = config["noise_std"] / np.sqrt(kappa)
+    h = np.asarray(config["h"])
+    xx, xm, mm = np.asarray(config["x0"]) ** 2, np.zeros_like(h), np.zeros_like(h)
+    steps = _sqrt_coords(config)["examples"] // kappa
+    out, k = [], 0
+    for target in steps:
+        while k < target:
+            b1 = 1 - omb1
+            # m' = b1 m + omb1 (h x + sig z);  x' = x - a m'  with a = e / ((1 - b1^(k+1)) (sig + ep))
+            a = e / ((1 - b1 ** (k + 1)) * (sig + ep))
+            mm_n = b1**2 * mm + 2 * b1 * omb1 * h * xm + omb1**2 * (h**2 * xx + sig**2)
+            xm_n = b1 * xm + omb1 * h * xx  # E[x m'] before the x update
+            xx, xm, mm = xx - 2 * a * xm_n + a**2 * mm_n, xm_n - a * mm_n, mm_n
+            k += 1
+        out.append(0.5 * np.sum(h * xx))
+    return np.array(out)
+
+
 def _sqrt_compare(ds, config):
     ds = ds.isel(seed=0)
     checks = []
@@ -437,6 +468,18 @@ def _sqrt_compare(ds, config):
             float(L_sde[i]), float(L[i]), float(z.max()), K_SE,
             f"max over saves of (|MC - SDE| - |frozen-v discrete map - SDE|)/SE; {config['n_paths']} paths; tolerance "
             f"{K_SE:g} SE (the subtracted term is the step-size discretisation error, max {bias.max():.2g})"))
+    L_adam = adam_sde_curve(config)
+    for kap in ds.kappa.values:
+        L = ds["adam_loss"].sel(rule=0, kappa=kap).values
+        S = ds["adam_sem"].sel(rule=0, kappa=kap).values
+        bias = np.abs(adam_frozen_v_curve(config, int(kap)) - L_adam)
+        z = (np.abs(L[1:] - L_adam[1:]) - bias[1:]) / S[1:]
+        i = int(np.argmax(z)) + 1
+        checks.append(Check(
+            f"adam (sqrt rule, kappa={int(kap)}) E[loss] = Adam SDE (Malladi et al.; moment ODEs, scipy rtol 1e-10)",
+            float(L_adam[i]), float(L[i]), float(z.max()), K_SE,
+            f"max over saves of (|MC - SDE| - |frozen-v_hat discrete Adam - SDE|)/SE; {config['n_paths']} paths; "
+            f"tolerance {K_SE:g} SE (subtracted step-size term max {bias.max():.2g})"))
     for kind in ("rmsprop", "adam"):
         for rule, name in ((0, "square-root"), (1, "linear")):
             L = ds[f"{kind}_loss"].sel(rule=rule).values  # (kappa, save)
@@ -464,5 +507,81 @@ register(Experiment(
     paper="Malladi, Lyu, Panigrahi & Arora 2022",
     grid=_sqrt_grid, config=_sqrt_config, simulate=_sqrt_simulate, compare=_sqrt_compare, coords=_sqrt_coords,
     dims={f"{k}_{v}": ("kappa", "examples") for k in ("rmsprop", "adam") for v in ("loss", "sem")},
+    chunk_size=64,
+))
+
+
+# ---------------------------------------------------------------------------------------------------------- 6. escape
+BM_SHIFT = 0.5825971579390106  # -zeta(1/2)/sqrt(2 pi): discrete monitoring shifts a boundary by this * sigma sqrt(dt)
+
+
+def _esc_grid(quick):
+    return Grid.product(r=[1.0, 2.0] if quick else [1.0, 1.5, 2.0, 2.5, 3.0, 3.5, 4.0])
+
+
+def _esc_config(quick):
+    # barrier dU = 0.1, width w = sqrt(0.1) -> curvature h = 6 dU / w^2 = 6 at the well and at the barrier
+    return {"barrier": 0.1, "width": float(np.sqrt(0.1)), "batch": 1.0, "sde_dt": 1.0 / 600.0,
+            "sde_steps": 12000 if quick else 150000, "sgd_steps": 2000 if quick else 25000,
+            "n_paths": 1000 if quick else 4000, "x_exit_rel": 1.5}
+
+
+def esc_params(config, r):
+    """Temperature T = dU / r and the SGD step giving it with Hessian noise C = h: T = eta h / (2B)."""
+    dU, w, B = config["barrier"], config["width"], config["batch"]
+    h = 6.0 * dU / w**2
+    T = dU / r
+    return T, h, 2.0 * B * T / h
+
+
+def _esc_simulate(point, key, config):
+    T, h, eta = esc_params(config, point["r"])
+    k1, k2 = jax.random.split(key)
+    a = sim.escape_renewal(config["barrier"], config["width"], T, config["sde_dt"], k1, n_paths=config["n_paths"],
+                           num_steps=config["sde_steps"], x_exit_rel=config["x_exit_rel"])
+    # SGD x' = x - eta (U'(x) + sqrt(h/B) xi): Euler-Maruyama of the SDE with dt = eta and 2T = eta h / B
+    b = sim.escape_renewal(config["barrier"], config["width"], T, eta, k2, n_paths=config["n_paths"],
+                           num_steps=config["sgd_steps"], x_exit_rel=config["x_exit_rel"])
+    return {"sde_tau": a["tau"], "sde_sem": a["tau_sem"], "sgd_tau": b["tau"], "sgd_sem": b["tau_sem"],
+            "sgd_eta": jnp.asarray(eta)}
+
+
+def escape_theory(config, r, dt):
+    """(exact MFPT, Kramers, allowance for a step dt: monitoring shift + effective-temperature O(dt) shift)."""
+    T, h, _ = esc_params(config, r)
+    dU, w, xr = config["barrier"], config["width"], config["x_exit_rel"]
+    exact = theory.exact_mfpt(dU, w, T, x_exit_rel=xr)
+    kramers = float(theory.kramers_time(dU, w, T))
+    shift = BM_SHIFT * np.sqrt(2 * T * dt) / w
+    monitor = abs(theory.exact_mfpt(dU, w, T, x_exit_rel=xr + shift) - exact)
+    # Euler-Maruyama at step dt samples the well with variance T/(h(1 - h dt/2)): T_eff = T/(1 - h dt/2)
+    temp = exact * abs(np.expm1(-(dU / T) * (h * dt / 2)))
+    return exact, kramers, monitor + temp
+
+
+def _esc_compare(ds, config):
+    ds = ds.isel(seed=0)
+    checks = []
+    for r in ds.r.values:
+        p = ds.sel(r=r)
+        T, h, eta = esc_params(config, float(r))
+        for name, dt, tau, se in (("SDE (Euler-Maruyama)", config["sde_dt"], p.sde_tau, p.sde_sem),
+                                  ("SGD with Hessian noise", eta, p.sgd_tau, p.sgd_sem)):
+            exact, kramers, allow = escape_theory(config, float(r), dt)
+            checks.append(Check(
+                f"{name} mean escape time = exact MFPT (dU/T={r:g}, step {dt:.3g}, h*step={h * dt:.3g})", exact,
+                float(tau), abs(float(tau) - exact), K_SE * float(se) + allow,
+                f"renewal estimator over {config['n_paths']} paths; tolerance {K_SE:g} SE + discrete-step allowance "
+                f"{allow:.3g} (boundary shift 0.5826 sqrt(2T dt) + temperature shift T/(1 - h dt/2)); "
+                f"Kramers' asymptotic {kramers:.4g} is off by {kramers / exact - 1:+.1%}"))
+    return checks
+
+
+register(Experiment(
+    name="sgd_sde.escape", family="sgd_sde",
+    claim="mean escape time from a cubic well: SDE and SGD (Hessian noise, T = eta h/(2B)) vs the exact mean "
+          "first-passage time; Kramers' law accuracy vs barrier/temperature",
+    paper="Kramers 1940; Xie, Sato & Sugiyama 2021",
+    grid=_esc_grid, config=_esc_config, simulate=_esc_simulate, compare=_esc_compare,
     chunk_size=64,
 ))
