@@ -41,6 +41,7 @@ __all__ = [
     "ce_minimizer",
     "mse_imbalanced_class_norms",
     "minority_threshold_ratio",
+    "extended_ufm_minimizer",
 ]
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -66,6 +67,16 @@ q_ = 1 / (K_ * sp.sqrt(N_))
 mu_minus = (lW + lH) / 2 - sp.sqrt(((lW - lH) / 2) ** 2 + q_ ** 2)
 mu_plus = (lW + lH) / 2 + sp.sqrt(((lW - lH) / 2) ** 2 + q_ ** 2)
 
+# extended UFM (Tirer & Bruna 2022), three factors, no bias: per mode f(s) = (s-1)^2/(2K) + (3/2)(q/K) s^(2/3),
+# q = K (N lam_W2 lam_W1 lam_H)^(1/3); with s = t^3 stationarity is the quartic t^4 - t + q = 0
+t_, q_, l2_, l1_ = sp.symbols("t q lambda_2 lambda_1", positive=True)
+f_ext = (t_ ** 3 - 1) ** 2 / (2 * K_) + sp.Rational(3, 2) * (q_ / K_) * t_ ** 2
+quartic = t_ ** 4 - t_ + q_
+q_crit = sp.Integer(2) ** sp.Rational(-4, 3)
+t_crit = sp.Integer(2) ** sp.Rational(-1, 3)
+q_spin = sp.Rational(3, 4) * sp.Integer(4) ** sp.Rational(-1, 3)  # spinodal: the non-zero branch disappears
+t_spin = sp.Integer(4) ** sp.Rational(-1, 3)
+
 # cross-entropy, ETF reduced objective
 g_ce = sp.log(1 + (K_ - 1) * sp.exp(-K_ * A_ / (K_ - 1))) + K_ * g_ * A_
 A_star_ce = (K_ - 1) / K_ * sp.log((1 - (K_ - 1) * g_) / g_)
@@ -82,6 +93,14 @@ def _etf_ce_identity(K: int):
     lhs = sum(sp.exp(z[j] - z[0]) for j in range(K))
     rhs = 1 + (K - 1) * sp.exp(-sp.Integer(K) * al * et / (K - 1))
     return sp.simplify(lhs - rhs)
+
+
+def _three_factor_balance():
+    sig = sp.Symbol("sigma", positive=True)
+    c = (l2_ * l1_ * lH) ** sp.Rational(1, 3) * sig ** sp.Rational(2, 3)
+    a2, b2, e2 = c / l2_, c / l1_, c / lH
+    return sp.Matrix([sp.simplify(a2 * b2 * e2 - sig ** 2),
+                      sp.simplify((l2_ * a2 + l1_ * b2 + lH * e2) / 2 - sp.Rational(3, 2) * c)])
 
 
 def _small_ufm(Kc=2, Nc=2, dc=2, bias=True):
@@ -210,6 +229,33 @@ IDENTITIES: list[Identity] = [
         lambda: sp.diff(g_ce, A_).subs(A_, A_star_ce),
         "CE ETF scale: g'(A) = 0 at A = (K-1)/K log((1-(K-1)g)/g)",
         "Zhu et al. 2021",
+    ),
+    Identity(
+        "three_factor_balance",
+        lambda: _three_factor_balance(),
+        "three factors a b e = sigma with lam_2 a^2 = lam_1 b^2 = lam_H e^2: penalty (lam_2 a^2 + lam_1 b^2 + lam_H e^2)/2 "
+        "= (3/2)(lam_2 lam_1 lam_H)^(1/3) sigma^(2/3) (Schatten-2/3 quasi-norm; AM-GM equality)",
+        "Tirer & Bruna 2022",
+    ),
+    Identity(
+        "extended_mode_stationary",
+        lambda: sp.diff(f_ext, t_) - 3 * t_ / K_ * quartic,
+        "d/dt f(s = t^3) = (3t/K)(t^4 - t + q): stationary modes solve the quartic t^4 - t + q = 0",
+        "Tirer & Bruna 2022",
+    ),
+    Identity(
+        "extended_threshold",
+        lambda: sp.Matrix([quartic.subs({t_: t_crit, q_: q_crit}),
+                           (f_ext - f_ext.subs(t_, 0)).subs({t_: t_crit, q_: q_crit})]),
+        "first-order threshold: the non-zero stationary point ties with 0 at q* = 2^(-4/3), t* = 2^(-1/3) (s* = 1/2)",
+        "Tirer & Bruna 2022",
+    ),
+    Identity(
+        "extended_spinodal",
+        lambda: sp.Matrix([quartic.subs({t_: t_spin, q_: q_spin}), sp.diff(quartic, t_).subs(t_, t_spin)]),
+        "the non-zero (metastable for q > q*) branch exists up to the spinodal q_sp = (3/4) 4^(-1/3), t = 4^(-1/3), "
+        "where the quartic has a double root",
+        "Tirer & Bruna 2022",
     ),
     Identity(
         "imbalanced_prox",
@@ -424,3 +470,34 @@ def minority_threshold_ratio(K_major: int, K_minor: int, n_major: float, lam):
         return np.inf
     x = (-B - np.sqrt(disc)) / (2 * A)
     return 1.0 / x ** 2
+
+
+EXT_Q_CRIT = float(2.0 ** (-4.0 / 3.0))
+EXT_Q_SPINODAL = float(0.75 * 4.0 ** (-1.0 / 3.0))
+
+
+def extended_ufm_minimizer(K: int, N: int, lam_W2, lam_W1, lam_H, newton_steps: int = 60) -> dict:
+    """Extended UFM 1/(2KN)||W2 W1 H - Y||^2 + ridge (Tirer & Bruna 2022), no bias, linear or ReLU middle layer:
+    every mode at s = t^3, t the largest root of t^4 - t + q = 0, q = K (N lam_W2 lam_W1 lam_H)^(1/3), if
+    q < 2^(-4/3) (first-order jump from s = 1/2), else 0. Returns s, q and the minimal loss (s-1)^2/2 + 3/2 q s^(2/3);
+    also the non-zero branch s_plus (exists for q < q_sp = (3/4) 4^(-1/3), metastable for q > q*; NaN past q_sp) and
+    the losses loss_m[m] = (K-m)/(2K) + m f(s_plus) of the local minima with m modes on (m = 0..K).
+    The largest root is found by Newton from t = 1 (monotone: the quartic is convex for t > 0)."""
+    K = _check_int("K", K, 2)
+    N = _check_int("N", N, 1)
+    for nm, v in (("lam_W2", lam_W2), ("lam_W1", lam_W1), ("lam_H", lam_H)):
+        _check_lam(nm, v)
+    prod = jnp.asarray(lam_W2, dtype=float) * jnp.asarray(lam_W1, dtype=float) * jnp.asarray(lam_H, dtype=float)
+    q = K * jnp.cbrt(N * prod)
+    exists = q < EXT_Q_SPINODAL
+    qe = jnp.where(exists, q, 0.0)
+    t = jnp.ones_like(q)
+    for _ in range(newton_steps):
+        t = t - (t ** 4 - t + qe) / (4 * t ** 3 - 1)
+    alive = q < EXT_Q_CRIT
+    s = jnp.where(alive, t ** 3, 0.0)
+    loss = (s - 1) ** 2 / 2 + 1.5 * q * jnp.where(alive, t ** 2, 0.0)
+    f_plus = jnp.where(exists, ((t ** 3 - 1) ** 2 / 2 + 1.5 * q * t ** 2) / K, jnp.nan)
+    m = jnp.arange(K + 1)
+    loss_m = (K - m) / (2 * K) + m * f_plus[..., None]
+    return {"s": s, "q": q, "loss": loss, "s_plus": jnp.where(exists, t ** 3, jnp.nan), "loss_m": loss_m}

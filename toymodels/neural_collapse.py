@@ -29,6 +29,7 @@ __all__ = [
     "grad_norm",
     "hessian_eigvals",
     "extended_mse_loss",
+    "init_extended_params",
 ]
 
 
@@ -136,15 +137,30 @@ def ce_loss(params: dict, labels, lam_W, lam_H, lam_b=0.0, weights=None):
     return jnp.sum(w * nll) / jnp.sum(w) + _reg(params, w, lam_W, lam_H, lam_b)
 
 
-def extended_mse_loss(params: dict, Y, lam_W, lam_W1, lam_H, relu: bool = True):
+def extended_mse_loss(params: dict, Y, lam_W, lam_W1, lam_H, relu=True):
     """Extended UFM (Tirer & Bruna 2022): 1/(2n)||W sigma(W1 H) - Y||^2 + lam_W/2||W||^2 + lam_W1/2||W1||^2
-    + lam_H/2||H||^2, sigma = ReLU (or identity); params {"W" [K,d], "W1" [d,d], "H" [d,n]}."""
+    + lam_H/2||H||^2, sigma = ReLU if relu else identity (relu may be a traced bool); params {"W" [K,d], "W1" [d,d],
+    "H" [d,n]} (see init_extended_params)."""
+    if not isinstance(params, dict) or "W1" not in params:
+        raise TypeError("params must be a dict with keys 'W', 'W1', 'H'")
     _check_params({"W": params["W"], "H": params["H"]}, Y.shape[1])
+    if params["W1"].shape != (params["H"].shape[0], params["H"].shape[0]):
+        raise ValueError(f"params: W1 must be [d, d] with d = {params['H'].shape[0]}, got {params['W1'].shape}")
+    for nm, v in (("lam_W", lam_W), ("lam_W1", lam_W1), ("lam_H", lam_H)):
+        _check_nonneg(nm, v)
     X = params["W1"] @ params["H"]
-    X = jax.nn.relu(X) if relu else X
+    X = jnp.where(relu, jax.nn.relu(X), X)
     R = params["W"] @ X - Y
     return (0.5 * jnp.sum(R ** 2) / Y.shape[1] + 0.5 * lam_W * jnp.sum(params["W"] ** 2)
             + 0.5 * lam_W1 * jnp.sum(params["W1"] ** 2) + 0.5 * lam_H * jnp.sum(params["H"] ** 2))
+
+
+def init_extended_params(key, K: int, d: int, n: int, scale=1.0) -> dict:
+    """Gaussian init for the extended UFM: W ~ N(0, scale^2/d), W1 ~ N(0, scale^2/d), H ~ N(0, scale^2)."""
+    k1, k2 = jax.random.split(key)
+    p = init_params(k1, K, d, n, scale=scale, bias=False)
+    p["W1"] = scale * jax.random.normal(k2, (d, d)) / jnp.sqrt(d)
+    return p
 
 
 def train_gd(loss: Callable[[dict], jax.Array], params0: dict, lr, num_steps: int, *, save_every: int = 1,
