@@ -48,6 +48,8 @@ def _check_w(w):
     if isinstance(w, jax.core.Tracer):
         return jnp.asarray(w)
     arr = jnp.asarray(w)
+    if not jnp.issubdtype(arr.dtype, jnp.floating):
+        arr = arr.astype(float)
     if arr.ndim < 1 or arr.shape[-1] < 1:
         raise ValueError(f"w must have a trailing depth axis, got shape {arr.shape}")
     if not bool(jnp.all(jnp.isfinite(arr))):
@@ -83,6 +85,12 @@ def _mask_for(w, mask):
 
 
 def gfs_offset(w, y=1.0, mask=None, num_iter: int = 80):
+    """See `_gfs_offset` (validated, jitted entry point)."""
+    w = _check_w(w)
+    return _gfs_offset_jit(w, jnp.asarray(y, dtype=w.dtype), _mask_for(w, mask), num_iter)
+
+
+def _gfs_offset(w, y, mask, num_iter: int = 80):
     """The GFS offset t = log(m + c), m = min_i w_i^2, where c solves prod_i (w_i^2 + c) = y^2, c > -m.
 
     Kreisler et al. 2023 (squares are conserved up to a common shift under gradient flow). Solved by Newton on
@@ -90,8 +98,6 @@ def gfs_offset(w, y=1.0, mask=None, num_iter: int = 80):
     in t, started right of the root at t0 = (2/D) log|y|: monotone, quadratic convergence. Coordinates with
     mask False are absent (padding). Shape (...,) for w (..., D).
     """
-    w = _check_w(w)
-    mask = _mask_for(w, mask)
     D = jnp.sum(mask, axis=-1)
     w2 = w**2
     m = jnp.min(jnp.where(mask, w2, jnp.inf), axis=-1, keepdims=True)
@@ -108,6 +114,9 @@ def gfs_offset(w, y=1.0, mask=None, num_iter: int = 80):
     return jax.lax.fori_loop(0, num_iter, body, t0)
 
 
+_gfs_offset_jit = jax.jit(_gfs_offset, static_argnames=("num_iter",))
+
+
 def gfs_squares(w, y=1.0, mask=None):
     """Squared coordinates of the gradient-flow solution, s_i^2 = w_i^2 + c(w) with prod(w_i^2 + c) = y^2.
 
@@ -115,7 +124,11 @@ def gfs_squares(w, y=1.0, mask=None):
     """
     w = _check_w(w)
     mask = _mask_for(w, mask)
-    t = gfs_offset(w, y, mask)
+    return _gfs_squares_jit(w, jnp.asarray(y, dtype=w.dtype), mask)
+
+
+def _gfs_squares(w, y, mask):
+    t = _gfs_offset(w, y, mask)
     w2 = w**2
     m = jnp.min(jnp.where(mask, w2, jnp.inf), axis=-1, keepdims=True)
     return jnp.where(mask, w2 - m + jnp.exp(t)[..., None], 1.0)
@@ -129,8 +142,16 @@ def gfs_sharpness(w, y=1.0, mask=None):
     """
     w = _check_w(w)
     mask = _mask_for(w, mask)
-    s2 = gfs_squares(w, y, mask)
-    return jnp.asarray(y) ** 2 * jnp.sum(jnp.where(mask, 1.0 / s2, 0.0), axis=-1)
+    return _gfs_sharpness_jit(w, jnp.asarray(y, dtype=w.dtype), mask)
+
+
+def _gfs_sharpness(w, y, mask):
+    s2 = _gfs_squares(w, y, mask)
+    return y**2 * jnp.sum(jnp.where(mask, 1.0 / s2, 0.0), axis=-1)
+
+
+_gfs_squares_jit = jax.jit(_gfs_squares)
+_gfs_sharpness_jit = jax.jit(_gfs_sharpness)
 
 
 def gfs_sharpness_depth2(w1, w2, y=1.0):

@@ -228,7 +228,6 @@ def manifold_point(phi, depth, dmax: int, y=1.0, num_iter: int = 200) -> Float[A
     depth = jnp.asarray(depth, dtype=float)
 
     def sharp(la):
-        a = jnp.exp(la)
         lb = (jnp.log(y) - la) / (depth - 1.0)
         return y**2 * (jnp.exp(-2 * la) + (depth - 1.0) * jnp.exp(-2 * lb))
 
@@ -252,60 +251,79 @@ def manifold_point(phi, depth, dmax: int, y=1.0, num_iter: int = 200) -> Float[A
 # ----------------------------------------------------------------------------------------------------------
 
 
-def uv_init(n: int, lam0, f0, key) -> Float[Array, "2 n"]:
+def _uv_width(params, n):
+    """(effective width, mask over the padded width axis); n may be traced when params are zero-padded."""
+    nmax = params.shape[1]
+    if n is None:
+        return jnp.asarray(float(nmax)), jnp.ones(nmax, dtype=bool)
+    if _concrete(n) and not (1 <= float(n) <= nmax):
+        raise ValueError(f"n must be in 1..{nmax} (the padded width), got {n!r}")
+    return jnp.asarray(n, dtype=float), jnp.arange(nmax) < n
+
+
+def uv_init(n, lam0, f0, key, nmax: int | None = None) -> Float[Array, "2 nmax"]:
     """Width-n uv init with exactly (|u|^2+|v|^2)/n = lam0 and u.v/sqrt(n) = f0 (random orthonormal directions).
 
-    u = sqrt(n)(p q1 + q q2), v = sqrt(n)(p q1 - q q2), p^2 + q^2 = lam0/2, p^2 - q^2 = f0/sqrt(n).
-    Requires |f0|/sqrt(n) <= lam0/2.
+    u = sqrt(n)(p q1 + q q2), v = sqrt(n)(p q1 - q q2), p^2 + q^2 = lam0/2, p^2 - q^2 = f0/sqrt(n); requires
+    |f0|/sqrt(n) <= lam0/2. With `nmax` the result is zero-padded to width nmax (n may then be traced).
     """
-    if not isinstance(n, int) or isinstance(n, bool) or n < 2:
-        raise ValueError(f"n must be an int >= 2, got {n!r}")
+    if nmax is None:
+        if not isinstance(n, (int, np.integer)) or isinstance(n, bool) or n < 2:
+            raise ValueError(f"n must be an int >= 2, got {n!r}")
+        nmax = int(n)
+    if not isinstance(nmax, int) or nmax < 2:
+        raise ValueError(f"nmax must be an int >= 2, got {nmax!r}")
+    if _concrete(n) and not (2 <= float(n) <= nmax):
+        raise ValueError(f"n must be in 2..{nmax}, got {n!r}")
     _check_positive("lam0", lam0)
-    if _concrete(lam0) and _concrete(f0) and abs(float(f0)) / np.sqrt(n) > float(lam0) / 2:
+    if _concrete(lam0) and _concrete(f0) and _concrete(n) and abs(float(f0)) / np.sqrt(float(n)) > float(lam0) / 2:
         raise ValueError(f"f0 must satisfy |f0|/sqrt(n) <= lam0/2, got f0={f0!r}, lam0={lam0!r}, n={n}")
-    g = jax.random.normal(key, (2, n))
+    mask = jnp.arange(nmax) < n
+    g = jnp.where(mask, jax.random.normal(key, (2, nmax)), 0.0)
     q1 = g[0] / jnp.linalg.norm(g[0])
     q2 = g[1] - jnp.dot(g[1], q1) * q1
     q2 = q2 / jnp.linalg.norm(q2)
-    p2 = (lam0 / 2 + f0 / jnp.sqrt(n)) / 2
-    q2c = (lam0 / 2 - f0 / jnp.sqrt(n)) / 2
+    sn = jnp.sqrt(jnp.asarray(n, dtype=float))
+    p2 = (lam0 / 2 + f0 / sn) / 2
+    q2c = (lam0 / 2 - f0 / sn) / 2
     p, q = jnp.sqrt(p2), jnp.sqrt(q2c)
-    sn = jnp.sqrt(float(n))
     return jnp.stack([sn * (p * q1 + q * q2), sn * (p * q1 - q * q2)])
 
 
-def uv_output(params: Float[Array, "2 n"]) -> Float[Array, ""]:
-    """f = u.v / sqrt(n) (Lewkowycz et al. 2020). params: (2, n)."""
-    return jnp.dot(params[0], params[1]) / jnp.sqrt(params.shape[1])
+def uv_output(params: Float[Array, "2 n"], n=None) -> Float[Array, ""]:
+    """f = u.v / sqrt(n) (Lewkowycz et al. 2020). params: (2, nmax); entries beyond width n (if given) are ignored."""
+    nn, mask = _uv_width(params, n)
+    return jnp.sum(jnp.where(mask, params[0] * params[1], 0.0)) / jnp.sqrt(nn)
 
 
-def uv_curvature(params: Float[Array, "2 n"]) -> Float[Array, ""]:
-    """NTK / curvature lambda = (|u|^2 + |v|^2) / n (Lewkowycz et al. 2020). params: (2, n)."""
-    return jnp.sum(params**2) / params.shape[1]
+def uv_curvature(params: Float[Array, "2 n"], n=None) -> Float[Array, ""]:
+    """NTK / curvature lambda = (|u|^2 + |v|^2) / n (Lewkowycz et al. 2020). params: (2, nmax)."""
+    nn, mask = _uv_width(params, n)
+    return jnp.sum(jnp.where(mask, params**2, 0.0)) / nn
 
 
-def uv_loss(params: Float[Array, "2 n"], y=0.0) -> Float[Array, ""]:
+def uv_loss(params: Float[Array, "2 n"], y=0.0, n=None) -> Float[Array, ""]:
     """L = (u.v/sqrt(n) - y)^2 / 2 (Lewkowycz et al. 2020)."""
-    return 0.5 * (uv_output(params) - y) ** 2
+    return 0.5 * (uv_output(params, n) - y) ** 2
 
 
-def uv_gd_step(eta, y=0.0) -> Callable:
+def uv_gd_step(eta, y=0.0, n=None) -> Callable:
     """GD map of the uv model, params <- params - eta grad L (jax.grad of the actual loss)."""
     _check_positive("eta", eta)
-    return gd_step(lambda p: uv_loss(p, y), eta)
+    return gd_step(lambda p: uv_loss(p, y, n), eta)
 
 
-def run_uv_gd(params0, eta, num_steps: int, *, y=0.0, save_every: int = 1, blowup=1e8) -> IterateResult:
-    """Iterate uv-model GD; saves f, lambda and loss. params0: (2, n)."""
+def run_uv_gd(params0, eta, num_steps: int, *, y=0.0, n=None, save_every: int = 1, blowup=1e8) -> IterateResult:
+    """Iterate uv-model GD; saves f, lambda and loss. params0: (2, nmax) (zero-padded beyond width n)."""
     params0 = jnp.asarray(params0)
     if params0.ndim != 2 or params0.shape[0] != 2:
         raise ValueError(f"params0 must have shape (2, n), got {params0.shape}")
     _check_positive("eta", eta)
 
     def observables(p):
-        return {"f": uv_output(p), "lam": uv_curvature(p), "loss": uv_loss(p, y)}
+        return {"f": uv_output(p, n), "lam": uv_curvature(p, n), "loss": uv_loss(p, y, n)}
 
-    return iterate(uv_gd_step(eta, y), params0, num_steps, save_every=save_every, observables=observables,
+    return iterate(uv_gd_step(eta, y, n), params0, num_steps, save_every=save_every, observables=observables,
                    blowup=blowup)
 
 
