@@ -28,6 +28,8 @@ __all__ = [
     "scaled_flow_time",
     "best_rank_k",
     "plateau_levels",
+    "small_init_exponent",
+    "spectral_phase_error",
     "t_sym",
     "lam_sym",
     "x0_sym",
@@ -40,6 +42,17 @@ f_sym = sp.symbols("f", positive=True)
 damp_sym = sp.symbols("lambda_d", positive=True)  # ScaledGD damping lambda
 x1_sym = sp.symbols("x_1", positive=True)
 
+
+# Small-init generalisation (claim 4; Stoger & Soltanolkotabi 2021 spectral phase): early GD is linear,
+# U_k = (I + eta G0)^k U0 with G0 = A*A(M*) = (1/m) sum_i y_i A_i. A mode of G0 with eigenvalue g and initial energy
+# c alpha^2 has energy c alpha^2 (1 + eta g)^{2k}. The signal mode (g_s, energy c_s alpha^2) saturates at lambda after
+# k_T = ln(lambda/(c_s alpha^2)) / (2 ln(1 + eta g_s)) steps; a spurious mode (g_p) then holds energy
+# c_p alpha^{2(1 - rho)} (lambda/c_s)^rho, rho = ln(1 + eta g_p)/ln(1 + eta g_s): final error ~ alpha^{2(1 - rho)}.
+alpha_sym, eta_sym, gs_sym, gp_sym, cs_sym, cp_sym = sp.symbols("alpha eta g_s g_p c_s c_p", positive=True)
+SMALL_INIT_RHO = sp.log(1 + eta_sym * gp_sym) / sp.log(1 + eta_sym * gs_sym)
+SMALL_INIT_EXPONENT = 2 * (1 - SMALL_INIT_RHO)
+SMALL_INIT_STEPS = sp.log(lam_sym / (cs_sym * alpha_sym**2)) / (2 * sp.log(1 + eta_sym * gs_sym))
+SMALL_INIT_ENERGY = cp_sym * alpha_sym**SMALL_INIT_EXPONENT * (lam_sym / cs_sym) ** SMALL_INIT_RHO
 
 def _g(lam, t):
     """sympy M^{-1}(e^{2Mt} - 1) for one eigenvalue."""
@@ -183,6 +196,22 @@ def _id_sensing_gradient():
     return sp.expand(grad - res * A * U)
 
 
+def _id_small_init_saturation():
+    # the signal mode reaches lambda after k_T steps
+    return sp.simplify(sp.expand_log(sp.log(cs_sym * alpha_sym**2 * (1 + eta_sym * gs_sym) ** (2 * SMALL_INIT_STEPS))
+                                     - sp.log(lam_sym), force=True))
+
+
+def _id_small_init_energy():
+    # energy of the spurious mode at k_T equals c_p alpha^{2(1-rho)} (lambda/c_s)^rho
+    lhs = sp.log(cp_sym * alpha_sym**2 * (1 + eta_sym * gp_sym) ** (2 * SMALL_INIT_STEPS))
+    return sp.simplify(sp.expand_log(lhs - sp.log(SMALL_INIT_ENERGY), force=True))
+
+
+def _id_small_init_flow_limit():
+    # eta -> 0: the exponent becomes 2 (1 - g_p/g_s) (gradient flow, spectral gap of A*A(M*))
+    return sp.simplify(sp.limit(SMALL_INIT_EXPONENT, eta_sym, 0) - 2 * (1 - gp_sym / gs_sym))
+
 IDENTITIES: list[Identity] = [
     Identity(
         "riccati_scalar",
@@ -249,6 +278,24 @@ IDENTITIES: list[Identity] = [
         _id_sensing_gradient,
         "grad_U 1/4 (<A, UU^T> - y)^2 = (<A, UU^T> - y) A U for symmetric A (U in R^{2x2})",
         "spec B",
+    ),
+    Identity(
+        "small_init_saturation_steps",
+        _id_small_init_saturation,
+        "c_s alpha^2 (1 + eta g_s)^{2 k_T} = lambda at k_T = ln(lambda/(c_s alpha^2)) / (2 ln(1 + eta g_s))",
+        "Stoger & Soltanolkotabi 2021",
+    ),
+    Identity(
+        "small_init_spurious_energy",
+        _id_small_init_energy,
+        "c_p alpha^2 (1 + eta g_p)^{2 k_T} = c_p alpha^{2(1-rho)} (lambda/c_s)^rho, rho = ln(1+eta g_p)/ln(1+eta g_s)",
+        "Stoger & Soltanolkotabi 2021",
+    ),
+    Identity(
+        "small_init_exponent_flow_limit",
+        _id_small_init_flow_limit,
+        "eta -> 0: error exponent 2(1 - rho) -> 2(1 - g_p/g_s)",
+        "Stoger & Soltanolkotabi 2021",
     ),
 ]
 
@@ -399,3 +446,49 @@ def population_solution(t, M, U0, *, substeps: int | None = None):
 
     _, Xs = jax.lax.scan(save, (W0, jnp.zeros((), ts.dtype)), ts)
     return Xs[0] if scalar_t else Xs
+
+
+def small_init_exponent(g_signal, g_perp, eta):
+    """p = 2(1 - ln(1 + eta g_p)/ln(1 + eta g_s)): final error ||UU^T - M*||_F ~ alpha^p of GD from init scale alpha.
+
+    g_s: the r*-th eigenvalue of G0 = A*A(M*), g_p: the (r*+1)-th (spectral phase, Stoger & Soltanolkotabi 2021);
+    p -> 2(1 - g_p/g_s) as eta -> 0, p = 2 for g_p = 0 (population). Broadcasts.
+    """
+    _check_growth(g_signal, g_perp, eta)
+    g_signal, g_perp, eta = jnp.asarray(g_signal), jnp.asarray(g_perp), jnp.asarray(eta)
+    return 2.0 * (1.0 - jnp.log1p(eta * g_perp) / jnp.log1p(eta * g_signal))
+
+
+def _check_growth(g_signal, g_perp, eta):
+    """ValueError unless eta > 0, g_signal > 0 and 1 + eta g_perp > 0 (concrete inputs only)."""
+    vals = {"eta": eta, "g_signal": g_signal, "g_perp": g_perp}
+    if any(isinstance(v, jax.core.Tracer) for v in vals.values()):
+        return
+    e, gs, gp = (np.asarray(v, dtype=float) for v in (eta, g_signal, g_perp))
+    for name, a in (("eta", e), ("g_signal", gs), ("g_perp", gp)):
+        if not np.all(np.isfinite(a)):
+            raise ValueError(f"{name} must be finite")
+    if np.any(e <= 0):
+        raise ValueError(f"eta must be positive, got {eta!r}")
+    if np.any(gs <= 0):
+        raise ValueError(f"g_signal must be positive (the signal mode must grow), got {g_signal!r}")
+    if np.any(1 + e * gp <= 0):
+        raise ValueError("g_perp must satisfy 1 + eta g_perp > 0")
+
+
+def spectral_phase_error(alpha, c_perp, g_perp, c_signal, g_signal, lam, eta):
+    """sum_j c_j alpha^{p_j} (lam/c_s)^{rho_j}: energy left in the spurious modes when the signal saturates.
+
+    alpha (n,), c_perp/g_perp (k,) initial energies (per alpha^2) and G0 eigenvalues of the spurious modes, c_signal,
+    g_signal of the last signal mode, lam its target eigenvalue; -> (n,). Linear spectral phase of GD (Stoger &
+    Soltanolkotabi 2021); proportional to the final error up to mode-dependent O(1) gains.
+    """
+    _check_growth(g_signal, g_perp, eta)
+    if not isinstance(alpha, jax.core.Tracer) and (np.ndim(alpha) != 1 or np.any(np.asarray(alpha) <= 0)):
+        raise ValueError("alpha must be a 1-D array of positive init scales")
+    if np.ndim(c_perp) != 1 or np.shape(c_perp) != np.shape(g_perp):
+        raise ValueError(f"c_perp and g_perp must be 1-D of equal length, got {np.shape(c_perp)}, {np.shape(g_perp)}")
+    alpha = jnp.asarray(alpha, dtype=float)[:, None]
+    c_perp, g_perp = jnp.asarray(c_perp, dtype=float)[None, :], jnp.asarray(g_perp, dtype=float)[None, :]
+    rho = jnp.log1p(eta * g_perp) / jnp.log1p(eta * g_signal)
+    return jnp.sum(c_perp * alpha ** (2.0 * (1.0 - rho)) * (lam / c_signal) ** rho, axis=1)

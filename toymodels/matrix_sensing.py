@@ -44,6 +44,7 @@ __all__ = [
     "population_flow",
     "eigenvalues",
     "recovery_error",
+    "training_residual",
 ]
 
 
@@ -258,3 +259,9 @@ def recovery_error(U, M):
     """||U U^T - M||_F; U (d, r), M (d, d) -> scalar."""
     D = U @ U.T - M
     return jnp.sqrt(jnp.sum(D * D))
+
+
+def training_residual(U, problem: SensingProblem):
+    """Relative training residual ||A(U U^T) - y||_2 / ||y||_2 (0 at an interpolating U); U (d, r) -> scalar."""
+    res = measure(problem.A, U @ U.T) - problem.y
+    return jnp.sqrt(jnp.sum(res**2) / jnp.sum(problem.y**2))
