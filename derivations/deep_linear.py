@@ -160,19 +160,29 @@ def depth_mode(t, s, u0, depth, tau=1.0, iterations=200):
     Bisection on w = u^{1/N} in [w0, s^{1/N}) (u0 < s); `iterations` halvings (200 reaches float64 resolution).
     """
     depth = _check_depth(depth)
+    if depth not in DEPTH_ANTIDERIVATIVE:
+        raise ValueError(f"closed form available for depth 2, 3, 4; got {depth}")
     _check_positive("s", s)
     _check_positive("u0", u0)
+    _check_positive("tau", tau)
     t, s, u0, tau = jnp.broadcast_arrays(*(jnp.asarray(x, dtype=float) for x in (t, s, u0, tau)))
+    return _depth_mode_bisect(t, s, u0, tau, depth, int(iterations))
+
+
+@functools.partial(jax.jit, static_argnums=(4, 5))
+def _depth_mode_bisect(t, s, u0, tau, depth, iterations):
+    F = _antiderivative_fn(depth)
     c = s ** (1.0 / depth)
-    lo, hi = u0 ** (1.0 / depth), c
+    w0 = u0 ** (1.0 / depth)
+    F0 = F(w0, c)
 
     def body(_, bounds):
         lo, hi = bounds
         mid = 0.5 * (lo + hi)
-        late = depth_mode_time(mid**depth, s, u0, depth, tau) < t
+        late = tau * (F(mid, c) - F0) < t
         return jnp.where(late, mid, lo), jnp.where(late, hi, mid)
 
-    lo, hi = jax.lax.fori_loop(0, iterations, body, (lo, hi))
+    lo, hi = jax.lax.fori_loop(0, iterations, body, (w0, c))
     return (0.5 * (lo + hi)) ** depth
 
 
@@ -439,18 +449,39 @@ def _riccati_z_equation():
     return (Zdot - (G * Z - Z * Z.T * Z / 2 + J * Z * C / 2)).applyfunc(sp.expand)
 
 
+def _riccati_lambda_balanced():
+    # with C = lam I the Z-equation gives tau X' = A X + X A - X^2 for X = Z Z^T, A = Gamma + lam/2 J (Z: 4 x 2)
+    lam = sp.Symbol("lam", real=True)
+    Z, S = _mat("z", 4, 2), _mat("s", 2, 2)
+    G = sp.zeros(4, 4)
+    G[:2, 2:] = S.T
+    G[2:, :2] = S
+    J = sp.diag(1, 1, -1, -1)
+    Zdot = G * Z - Z * Z.T * Z / 2 + J * Z * (lam * sp.eye(2)) / 2
+    X, A = Z * Z.T, G + lam * J / 2
+    return (Zdot * Z.T + Z * Zdot.T - (A * X + X * A - X * X)).applyfunc(sp.expand)
+
+
 def _riccati_solution(h):
     def build():
-        # X(t) = e^{At} Z0 K^{-1} Z0^T e^{At}, K = I + 1/2 Z0^T A^{-1}(e^{2At} - I) Z0 solves X' = AX + XA - X^2
-        # (A symmetric; checked in A's eigenbasis, A = diag(m1, m2), Z0 symbolic 2 x h)
+        # X(t) = Y K^{-1} Y^T, Y = e^{At} Z0, K = I + 1/2 Z0^T A^{-1}(e^{2At} - I) Z0 solves X' = AX + XA - X^2
+        # (A symmetric, checked in its eigenbasis A = diag(m1, m2), Z0 symbolic 2 x h). e_i = e^{m_i t} are symbols
+        # with d e_i/dt = m_i e_i; K^{-1} = adj(K)/det(K), so the residual times det(K)^2 is a polynomial.
         m = sp.symbols("m1 m2", nonzero=True, real=True)
+        e = sp.symbols("e1 e2", positive=True)
         Z0 = _mat("z", 2, h)
-        eA = sp.diag(*[sp.exp(mi * t_) for mi in m])
-        F = sp.diag(*[(sp.exp(2 * mi * t_) - 1) / mi for mi in m])
-        K = sp.eye(h) + Z0.T * F * Z0 / 2
-        X = eA * Z0 * K.inv() * Z0.T * eA
+
+        def ddt(expr):
+            return sum(sp.diff(expr, ei) * mi * ei for ei, mi in zip(e, m))
+
+        Y = sp.diag(*e) * Z0
+        K = sp.eye(h) + Z0.T * sp.diag(*[(ei**2 - 1) / mi for ei, mi in zip(e, m)]) * Z0 / 2
+        detK, adjK = K.det(), K.adjugate()
+        Xn = Y * adjK * Y.T  # X = Xn / detK
         A = sp.diag(*m)
-        return (X.diff(t_) - (A * X + X * A - X * X)).applyfunc(lambda e: sp.simplify(sp.factor(e)))
+        # (Xn/d)' = (Xn' d - Xn d')/d^2 ; residual * d^2:
+        res = Xn.applyfunc(ddt) * detK - Xn * ddt(detK) - (A * Xn + Xn * A) * detK + Xn * Xn
+        return res.applyfunc(lambda x: sp.expand(sp.numer(sp.together(sp.expand(x)))))
 
     return build
 
@@ -467,16 +498,19 @@ def _rate_identity():
 
 
 def _arora_balanced_n3():
-    # balanced N=3 chain W_j = R_j D R_{j-1}^T (2x2 rotations): the layer-wise flow of the product equals
-    # sum_j (WW^T)^{(N-j)/N} E (W^TW)^{(j-1)/N}, the powers written through the known eigenbasis R_N D^{2k} R_N^T.
-    th = sp.symbols("theta0:4", real=True)
+    # balanced N=3 chain W1 = R1 D, W2 = R2 D R1^T, W3 = D R2^T (input/output rotations absorbed into Sigma).
+    # The layer-wise flow gives W' = sum_j L_j L_j^T E R_j^T R_j with L_j = W_N..W_{j+1}, R_j = W_{j-1}..W_1, so the
+    # end-to-end form sum_j (WW^T)^{(N-j)/N} E (W^TW)^{(j-1)/N} holds iff L_j L_j^T = D^{2(N-j)} = (WW^T)^{(N-j)/N}
+    # and R_j^T R_j = D^{2(j-1)} = (W^TW)^{(j-1)/N} with W = D^3: these are the residuals below.
+    th1, th2 = sp.symbols("theta1 theta2", real=True)
     d1, d2 = sp.symbols("d1 d2", positive=True)
-    S = _mat("s", 2, 2)
-    R = [sp.Matrix([[sp.cos(x), -sp.sin(x)], [sp.sin(x), sp.cos(x)]]) for x in th]
+
+    def rot(x):
+        return sp.Matrix([[sp.cos(x), -sp.sin(x)], [sp.sin(x), sp.cos(x)]])
+
+    R1, R2 = rot(th1), rot(th2)
     D = sp.diag(d1, d2)
-    Ws = [R[j + 1] * D * R[j].T for j in range(3)]  # W1, W2, W3
-    W = Ws[2] * Ws[1] * Ws[0]
-    E = S - W
+    Ws = [R1 * D, R2 * D * R1.T, D * R2.T]
     N = 3
 
     def prod(mats):
@@ -485,18 +519,12 @@ def _arora_balanced_n3():
             out = M * out
         return out
 
-    layerwise = sp.zeros(2, 2)
-    for j in range(N):  # layer j+1 (0-based j)
-        left = prod(Ws[j + 1 :])
-        right = prod(Ws[:j])
-        Wdot_j = left.T * E * right.T
-        layerwise += left * Wdot_j * right
-    end_to_end = sp.zeros(2, 2)
+    blocks = [prod(Ws) - D**N]
     for j in range(1, N + 1):
-        P_out = R[3] * D ** (2 * (N - j)) * R[3].T  # (W W^T)^{(N-j)/N}
-        P_in = R[0] * D ** (2 * (j - 1)) * R[0].T  # (W^T W)^{(j-1)/N}
-        end_to_end += P_out * E * P_in
-    return (layerwise - end_to_end).applyfunc(lambda e: sp.simplify(sp.expand_trig(e)))
+        left, right = prod(Ws[j:]), prod(Ws[: j - 1])
+        blocks.append(left * left.T - D ** (2 * (N - j)))
+        blocks.append(right.T * right - D ** (2 * (j - 1)))
+    return sp.Matrix.vstack(*blocks).applyfunc(lambda x: sp.trigsimp(sp.expand(x)))
 
 
 def _width_one():
@@ -541,6 +569,7 @@ IDENTITIES: list[Identity] = [
         for N in (2, 3, 4)
     ],
     Identity("riccati_z_equation", _riccati_z_equation, "tau Z' = Gamma Z - Z Z^T Z/2 + J Z C/2, C = Z^T J Z, any init (2x2)", "Tarmoun et al. 2021"),
+    Identity("riccati_lambda_balanced", _riccati_lambda_balanced, "C = lam I: X = ZZ^T obeys tau X' = AX + XA - X^2, A = Gamma + lam J/2", "Tarmoun et al. 2021"),
     Identity("riccati_solution_h1", _riccati_solution(1), "X = e^{At}Z0 K^{-1} Z0^T e^{At} solves X' = AX+XA-X^2 (2x1 Z0)", "Tarmoun et al. 2021"),
     Identity("riccati_solution_h2", _riccati_solution(2), "same with a 2x2 Z0", "Tarmoun et al. 2021"),
     Identity("tarmoun_rate_identity", _rate_identity, "(a^2+b^2)^2 = (a^2-b^2)^2 + 4a^2b^2: rate sqrt(4s^2+lam^2)", "Tarmoun et al. 2021"),

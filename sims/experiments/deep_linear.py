@@ -93,6 +93,8 @@ def _saxe_compare(ds, config):
                 if err > traj_err:
                     traj_err, worst = err, (float(theory[-1, -1]), float(u[-1, -1]))
                 for a in range(len(ratios)):
+                    if u0 >= s_a[a] / 2:  # starts above half-learning: no crossing to time
+                        continue
                     th_half = float(th.learning_time(s_a[a], u0))
                     meas = _half_time(t, u[:, a], s_a[a])
                     rel = abs(meas - th_half) / th_half if np.isfinite(meas) else float("inf")
@@ -318,16 +320,17 @@ register(Experiment(
 
 
 def _tar_config(quick):
-    return {"s": [2.0, 1.0, 0.5], "d": 3, "T": 30.0, "n_save": 121, "rtol": 1e-11, "atol": 1e-13,
+    return {"s_top": [2.0, 1.25], "d": 3, "T": 30.0, "n_save": 121, "rtol": 1e-11, "atol": 1e-13,
             "problem_seed": 0, "band": [1e-7, 1e-3]}
 
 
-def _tar_problem(config):
-    return dl.make_problem(jnp.asarray(config["s"]), config["d"], config["d"], seed=config["problem_seed"])
+def _tar_problem(config, s_min):
+    s = jnp.concatenate([jnp.asarray(config["s_top"]), jnp.atleast_1d(jnp.asarray(s_min, dtype=float))])
+    return dl.make_problem(s, config["d"], config["d"], seed=config["problem_seed"])
 
 
 def _tar_simulate(point, key, config):
-    prob = _tar_problem(config)
+    prob = _tar_problem(config, point["s_min"])
     d = config["d"]
     W1, W2 = dl.init_lambda_balanced(key, d, d, d, point["scale"], point["lam"])
     # GF cannot change sign(det W) when lam = 0 (W1, W2 never singular), so half of the random inits end at a saddle;
@@ -344,46 +347,52 @@ def _tar_simulate(point, key, config):
 
 
 def _tar_compare(ds, config):
-    prob = _tar_problem(config)
-    sigma = np.asarray(prob.sigma_yx)
-    U, V = np.asarray(prob.U), np.asarray(prob.V)
     ts = np.linspace(0, config["T"], config["n_save"])
-    ok = _ok_mask(ds, "diverged")
+    ok = _ok_mask(ds, "diverged")  # (lam, scale, s_min, seed)
     if not ok.any():
         return [_fail("Tarmoun", "all diverged")]
-    W = ds["W"].values
-    shape = W.shape[:-3]
-    Wf = W.reshape((-1,) + W.shape[-3:])
-    W1f = ds["W1_0"].values.reshape((-1,) + ds["W1_0"].shape[-2:])
-    W2f = ds["W2_0"].values.reshape((-1,) + ds["W2_0"].shape[-2:])
-    okf = ok.reshape(-1)
-    theory = np.asarray(jax.jit(jax.vmap(lambda a, b: th.two_layer_solution(ts, a, b, sigma)))(W1f, W2f))
-    err = np.max(np.abs(Wf - theory), axis=(1, 2, 3))[okf]
-    lam = ds["lam_init"].values.reshape(-1)
-    s_min = float(np.min(config["s"]))
-    i_min = int(np.argmin(config["s"]))
     lo, hi = config["band"]
-    rate_err, worst = 0.0, (0.0, 0.0)
-    rates = []
-    for p in np.nonzero(okf)[0]:
-        eps = np.abs(U[:, i_min] @ (sigma - Wf[p]) @ V[:, i_min].T)  # component decaying at the slowest rate
-        sel = (eps > lo) & (eps < hi)
-        if sel.sum() < 3:
-            return [_fail("Tarmoun rate", f"point {p}: fewer than 3 saves with error in [{lo:g}, {hi:g}]")]
-        meas = -np.polyfit(ts[sel], np.log(eps[sel]), 1)[0]
-        pred = float(th.tarmoun_rate(s_min, lam[p]))
-        rates.append((lam[p], pred, meas))
-        if abs(meas - pred) / pred >= rate_err:
-            rate_err, worst = abs(meas - pred) / pred, (pred, meas)
-    desc = ", ".join(f"lam={a:.2g}: {b:.4g} vs {c:.4g}" for a, b, c in rates[:6])
+    traj_err, traj_tol, worst = 0.0, 1.0, (0.0, 0.0)
+    rate_err, worst_r, rates, n_pts = 0.0, (0.0, 0.0), [], 0
+    solve = jax.jit(jax.vmap(lambda a, b, S: th.two_layer_solution(ts, a, b, S), in_axes=(0, 0, None)))
+    for k_s, s_min in enumerate(ds["s_min"].values):
+        prob = _tar_problem(config, s_min)
+        sigma, U, V = (np.asarray(x) for x in (prob.sigma_yx, prob.U, prob.V))
+        sub = ds.isel(s_min=k_s)
+        W = sub["W"].values
+        Wf = W.reshape((-1,) + W.shape[-3:])
+        W1f = sub["W1_0"].values.reshape((-1,) + sub["W1_0"].shape[-2:])
+        W2f = sub["W2_0"].values.reshape((-1,) + sub["W2_0"].shape[-2:])
+        okf = ok[:, :, k_s].reshape(-1)
+        lam = sub["lam_init"].values.reshape(-1)
+        theory = np.asarray(solve(W1f, W2f, sigma))
+        for p in np.nonzero(okf)[0]:
+            n_pts += 1
+            err = float(np.abs(Wf[p] - theory[p]).max())
+            if err >= traj_err:
+                traj_err, worst = err, (float(np.abs(theory[p, -1]).max()), float(np.abs(Wf[p, -1]).max()))
+            traj_tol = 1e3 * config["rtol"] * float(np.abs(sigma).max())
+            i_min = int(np.argmin(np.asarray(prob.s)))
+            eps = np.abs(U[:, i_min] @ (sigma - Wf[p]) @ V[:, i_min])  # component decaying at the slowest rate
+            # only the final approach: after the last save above the band (earlier sign changes of the component
+            # can put isolated early saves inside the band)
+            above = np.nonzero(eps >= hi)[0]
+            sel = (eps > lo) & (eps < hi) & (np.arange(len(ts)) > (above[-1] if len(above) else -1))
+            if sel.sum() < 3:
+                return [_fail("Tarmoun rate", f"point {p}: fewer than 3 saves with error in [{lo:g}, {hi:g}]")]
+            meas = -np.polyfit(ts[sel], np.log(eps[sel]), 1)[0]
+            pred = float(th.tarmoun_rate(s_min, lam[p]))
+            rates.append((s_min, lam[p], pred, meas))
+            if abs(meas - pred) / pred >= rate_err:
+                rate_err, worst_r = abs(meas - pred) / pred, (pred, meas)
+    desc = ", ".join(f"(s_min={a:g}, lam={b:.2g}): {c:.4g} vs {d:.4g}" for a, b, c, d in rates[:8])
     return [
-        Check(f"Riccati solution X(t) from lam-balanced non-aligned init vs full GF, {okf.sum()} inits "
-              f"(lam in {np.unique(np.round(lam, 6))}): max_t |W_sim - W_theory|",
-              float(np.abs(theory[okf][:, -1]).max()), float(np.abs(Wf[okf][:, -1]).max()), float(err.max()),
-              1e3 * config["rtol"] * float(np.abs(sigma).max()),
+        Check(f"Riccati solution X(t) from lam-balanced non-aligned init vs full GF, {n_pts} inits "
+              f"(lam in {np.unique(np.round(ds['lam_init'].values, 6)).tolist()}): max_t |W_sim - W_theory|",
+              worst[0], worst[1], traj_err, traj_tol,
               f"Tsit5 rtol={config['rtol']}; tol 1e3 rtol |Sigma|_max (global error); closed form in A's eigenbasis"),
         Check("late-time rate of the slowest error component u_min^T (Sigma - W) v_min = sqrt(4 s_min^2 + lam^2): "
-              "max relative error", worst[0], worst[1], float(rate_err), 2e-2,
+              "max relative error", worst_r[0], worst_r[1], float(rate_err), 2e-2,
               f"fit of log|error| over saves with error in [{lo:g}, {hi:g}]: O(error) nonlinear corrections and "
               f"integrator error ~1e-9/{lo:g} perturb the slope by < 1e-2; {desc}"),
     ]
@@ -395,7 +404,8 @@ register(Experiment(
           "convergence rate sqrt(4 s_min^2 + lam^2) grows with the imbalance",
     paper="Tarmoun et al. 2021",
     grid=lambda quick: Grid.product(lam=[0.0, 1.0, 3.0] if quick else [0.0, 0.5, 1.0, 2.0, 4.0],
-                                    scale=[0.3] if quick else [0.1, 0.3, 1.0]),
+                                    scale=[0.3] if quick else [0.1, 0.3, 1.0],
+                                    s_min=[0.5] if quick else [0.25, 0.5, 1.0]),
     config=_tar_config, simulate=_tar_simulate, compare=_tar_compare,
     dims={"W": ("t", "n_out", "n_in"), "W1_0": ("hid", "n_in"), "W2_0": ("n_out", "hid")},
     coords=lambda c: {"t": np.linspace(0, c["T"], c["n_save"])},
@@ -487,9 +497,17 @@ def _arora_problem(config):
 def _arora_simulate(point, key, config):
     prob = _arora_problem(config)
     ts = jnp.linspace(0.0, config["T"], config["n_save"])
-    nets = tuple(dl.init_balanced_random(jax.random.fold_in(key, N), config["d"], N, point["scale"])
-                 for N in ARORA_DEPTHS)
-    res = _joint_flow(prob, nets, ts, lambda y: jnp.stack([dl.product(ws) for ws in y]), config)
+    nets = []
+    v = prob.V[:, 0]
+    for N in ARORA_DEPTHS:
+        ws = dl.init_balanced_random(jax.random.fold_in(key, N), config["d"], N, point["scale"])
+        # balanced GF keeps sign(det W): with det(U^T W V) < 0 a singular value of W goes to 0, where the fractional
+        # powers of the end-to-end flow are not Lipschitz (stiff reference solve). Reflect the input space
+        # (W1 -> W1 (I - 2 v v^T), keeps the net balanced) so every init is in the global minimum's basin.
+        flip = jnp.linalg.det(prob.U.T @ dl.product(ws) @ prob.V) < 0
+        W1 = jnp.where(flip, ws[0] - 2 * jnp.outer(ws[0] @ v, v), ws[0])
+        nets.append((W1,) + tuple(ws[1:]))
+    res = _joint_flow(prob, tuple(nets), ts, lambda y: jnp.stack([dl.product(ws) for ws in y]), config)
     return {"W": jnp.moveaxis(res.observables, 1, 0), "diverged": res.diverged | res.failed}
 
 
@@ -547,7 +565,8 @@ register(Experiment(
 
 
 def _w1_config(quick):
-    return {"s": [3.0, 2.0, 1.0], "p3": 0.05, "T": 16.0, "n_save": 321, "rtol": 1e-10, "atol": 1e-14}
+    return {"s": [3.0, 2.0, 1.0], "p3": 0.05, "T": 24.0, "n_save": 481, "rtol": 1e-10, "atol": 1e-14,
+            "band": [1e-7, 1e-4]}
 
 
 def _w1_simulate(point, key, config):
@@ -575,6 +594,7 @@ def _w1_compare(ds, config):
     ok = _ok_mask(ds, "diverged")
     traj, wrong, tcross = 0.0, [], 0.0
     worst_t = (0.0, 0.0)
+    rates = []
     n_pts = 0
     for i, p1 in enumerate(ds["p1"].values):
         for j, p2 in enumerate(ds["p2"].values):
@@ -597,8 +617,32 @@ def _w1_compare(ds, config):
             rel = abs(t_sim - t_th) / t_th
             if not rel <= tcross:
                 tcross, worst_t = rel, (t_th, t_sim)
+            # final stage: linear convergence; the distance to the limit decays like e^{-r t} with
+            # r = 2 min(s_k, s_k - s_j for later modes j with p0_j != 0) (linearisation of p' = p(s - |p|^2))
+            later = [j for j in range(target + 1, len(s)) if p0[j] != 0]
+            gaps = [s[target]] + [s[target] - s[j] for j in later]
+            r_th = 2 * min(gaps)
+            # the slowest component: u_j of the largest later mode (rate 2(s_k - s_j)), or the radial s_k - u_k
+            if later and s[target] - s[later[0]] < s[target]:
+                dist = u[:, later[0]]
+            else:
+                dist = np.abs(s[target] - u[:, target])
+            lo, hi = config["band"]
+            above = np.nonzero(dist >= hi)[0]
+            sel = (dist > lo) & (dist < hi) & (ts > t_sim) & (np.arange(len(ts)) > (above[-1] if len(above) else -1))
+            if sel.sum() < 5:
+                rates.append((p0, r_th, float("nan")))
+                continue
+            rates.append((p0, r_th, -np.polyfit(ts[sel], np.log(dist[sel]), 1)[0]))
     dt = ts[1] - ts[0]
+    rate_err = max((abs(m - r) / r if np.isfinite(m) else float("inf")) for _, r, m in rates)
+    worst_r = max(rates, key=lambda x: abs(x[2] - x[1]) / x[1] if np.isfinite(x[2]) else float("inf"))
     return [
+        Check("final stage is linear: the slowest component (u_j of the largest later mode j present in p0, else "
+              "s_k - u_k) decays at r = 2 min(s_k, s_k - s_j): max relative error of the fitted rate", worst_r[1], worst_r[2], float(rate_err), 2e-3,
+              f"band {config['band']}: O(distance) nonlinear terms and the integrator floor (~rtol s = 3e-10 on "
+              f"|s_k - u_k|) bend the fitted slope by < 2e-3; " + ", ".join(f"p0=({', '.join(f'{x:g}' for x in p)}): {r:.3g} vs {m:.4g}"
+                                                                 for p, r, m in rates)),
         Check(f"width-one net, balanced start W1^T = W2 = p0: u_a(t) = rank-one Riccati closed form ({n_pts} starts):"
               " max |u_sim - u|/s_a", 0.0, float(traj), float(traj), 1e3 * config["rtol"],
               f"Tsit5 rtol={config['rtol']}; tol 1e3 rtol"),
@@ -616,7 +660,7 @@ def _w1_compare(ds, config):
 register(Experiment(
     name="deep_linear.width_one", family="deep_linear",
     claim="width-one two-layer net from balanced starts: closed-form rank-one trajectory; converges to the saddle of "
-          "the top non-zero mode of the init; plateaus end at the closed-form times",
+          "the top non-zero mode of the init; plateaus end at the closed-form times; final stage linear at 2 min(s_k, s_k - s_j)",
     paper="Chen, Lin & Zhang 2022",
     grid=lambda quick: Grid.product(p1=[0.0, 1e-6, 1e-2], p2=[0.0, 1e-2]),
     config=_w1_config, simulate=_w1_simulate, compare=_w1_compare,
