@@ -172,7 +172,7 @@ def uv_map(f, lam, eta, n, y=0.0):
     f' = f - eta lam r + (eta^2/n) r^2 f,   lam' = lam - (4 eta/n) r f + (eta^2/n) r^2 lam.
     """
     r = f - y
-    return (f - eta * lam * r + eta**2 / n * r**2 * f, lam - 4.0 * eta / n * r * f + eta**2 / n * r**2 * lam)
+    return (f - eta * lam * r + eta**2 / n * r**2 * f, lam - 4 * eta / n * r * f + eta**2 / n * r**2 * lam)
 
 
 def uv_map_trajectory(f0, lam0, eta, n, num_steps: int, y=0.0, blowup=1e150):
@@ -442,3 +442,27 @@ IDENTITIES: list[Identity] = (
                  "Damian et al. 2023"),
     ]
 )
+
+
+def _paper_equations() -> dict:
+    """The closed forms printed in the paper (generated LaTeX), as sympy expressions."""
+    w_i, w_j, r, P = sp.symbols("w_i w_j r P_{ij}", real=True)
+    c, y, eta, n, f, lam = sp.symbols("c y eta n f lambda", positive=True)
+    i = sp.symbols("i", integer=True)
+    D = sp.symbols("D", integer=True, positive=True)
+    w = sp.IndexedBase("w")
+    X, yv, al, be = sp.symbols("X y alpha beta", positive=True)
+    f_next, lam_next = uv_map(f, lam, eta, n, y)
+    return {
+        "GD_PAIR_FACTOR": (w_i**2 - w_j**2) * (1 - eta**2 * r**2 * P),
+        "GFS_EQUATION": sp.Product(w[i] ** 2 + c, (i, 1, D)),
+        "GFS_SHARPNESS": y**2 * sp.Sum(1 / (w[i] ** 2 + c), (i, 1, D)),
+        "BALANCED_MIN_SHARPNESS": D * y ** (2 - sp.Rational(2) / D),
+        "UV_MAP_F": f_next,
+        "UV_MAP_LAMBDA": lam_next,
+        "TIED_DEPTH4_GAP": eta**2 / 4,
+        "SELF_STAB_INVARIANT": yv**2 + be * X / 2 - al * sp.log(X),
+    }
+
+
+PAPER_EQUATIONS = _paper_equations

@@ -1,8 +1,9 @@
 """`python -m paper [--full]` (or `python paper/build.py`): results -> figures -> generated LaTeX -> paper/main.pdf.
 
-1. `python -m sims derive --json results/derive.json` when that file is missing (or with --refresh);
-2. `python -m sims validate --quick` (--full: without --quick) when results/validation[-quick].json is missing; when it
-   exists but lacks registered experiments, only those are validated and their rows merged in (or --refresh: all);
+1. `python -m sims derive --family F --json ...`, one family at a time, for the families results/derive.json lacks
+   or whose IDENTITIES list changed (all of them with --refresh);
+2. `python -m sims validate --quick` (--full: without --quick), one family at a time, for the registered experiments
+   that results/validation[-quick].json lacks (all of them when it is missing, or with --refresh); rows merged in;
 3. every figure of `python -m figures` (a figure whose data is missing runs its experiments itself);
 4. paper/generated/*.tex from derivations/ (sympy) and the results (paper/generate.py);
 5. `latexmk -pdf` -> paper/main.pdf. Without latexmk: exit status 2 and the apt line that installs it.
@@ -52,16 +53,50 @@ def run_sims(args: list[str]) -> int:
 
 
 def ensure_derive(results: Path, refresh: bool) -> list[str]:
+    """results/derive.json from `python -m sims derive`, one family at a time: the families it lacks, or whose
+    list of identities changed since (all with `refresh`)."""
     path = results / "derive.json"
-    if path.exists() and not refresh:
+    old = load_json_rows(path) or []
+    have = {r.get("family") for r in old}
+    todo = list(FAMILIES) if refresh else [f for f in FAMILIES if f not in have or _identities_changed(f, old)]
+    if not todo:
         log(f"identities: using {path}")
         return []
-    rc = run_sims(["derive", "--json", str(path)])
-    if rc == 1:
-        return ["some sympy identities FAIL (they are marked FAIL in the paper)"]
-    if rc != 0 or not path.exists():
-        return [f"python -m sims derive exited with status {rc}"]
-    return []
+    problems, new_rows = [], []
+    tmp_json = results / ".paper-derive.json"
+    for fam in todo:
+        tmp_json.unlink(missing_ok=True)
+        rc = run_sims(["derive", "--family", fam, "--json", str(tmp_json)])
+        rows = [r for r in (load_json_rows(tmp_json) or []) if r.get("family") == fam]
+        if rc not in (0, 1) or not tmp_json.exists():
+            problems.append(f"python -m sims derive --family {fam} exited with status {rc}")
+        elif rc == 1:
+            problems.append(f"some {fam} sympy identities FAIL (they are marked FAIL in the paper)")
+        new_rows += rows
+    tmp_json.unlink(missing_ok=True)
+    redone = {r.get("family") for r in new_rows}
+    rows = [r for r in old if r.get("family") not in redone] + new_rows
+    order = {f: i for i, f in enumerate(FAMILIES)}
+    rows.sort(key=lambda r: order.get(r.get("family"), len(order)))
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(rows, indent=1, default=str))
+    tmp.replace(path)
+    return problems
+
+
+def _identities_changed(family: str, rows: list[dict]) -> bool:
+    """Whether derivations.<family>.IDENTITIES names differ from the stored results (identities added or removed)."""
+    try:
+        from sims.cli import identities_of
+
+        current = [i.name for i in identities_of(family)]
+    except Exception as err:  # a broken module: let `sims derive` report it
+        log(f"identities: derivations.{family} cannot be imported ({type(err).__name__}: {err})")
+        return True
+    changed = current != [r.get("name") for r in rows if r.get("family") == family]
+    if changed:
+        log(f"identities: derivations.{family}.IDENTITIES changed since {family} was last checked: re-checking")
+    return changed
 
 
 def _registered() -> dict[str, str]:
@@ -74,43 +109,79 @@ def _registered() -> dict[str, str]:
     return {n: reg[n].family for n in names}
 
 
+def _stale(names, results: Path, full: bool) -> set[str]:
+    """Experiments whose stored results no longer match their current grid/config (or are gone): re-validate them."""
+    from sims.run import load, store_path
+
+    out = set()
+    for name in names:
+        try:
+            path = store_path(name_to_exp(name), not full, results)
+            if not path.exists() or load(name, quick=not full, out=results) is None:
+                out.add(name)
+        except Exception as err:
+            log(f"validation: cannot check the stored results of {name} ({type(err).__name__}: {err})")
+            out.add(name)
+    return out
+
+
+def name_to_exp(name):
+    from sims import registry
+
+    return registry.get(name)
+
+
 def ensure_validation(results: Path, full: bool, refresh: bool) -> list[str]:
-    """Make results/validation[-quick].json cover every registered experiment (running only what is missing)."""
+    """Make results/validation[-quick].json cover every registered experiment.
+
+    Runs `python -m sims validate` once per family (so one broken family cannot take the others down), only for
+    the experiments the file lacks (all with `refresh`), and merges the new rows into the file.
+    """
     path = results / ("validation.json" if full else "validation-quick.json")
-    mode = [] if full else ["--quick"]
-    base = ["validate", *mode, "--out", str(results)]
-    if refresh or not path.exists():
-        rc = run_sims(base)
-        if rc not in (0, 1) or not path.exists():
-            return [f"python -m sims validate exited with status {rc}"]
-        return ["some validation checks FAIL (they are marked FAIL in the paper)"] if rc == 1 else []
+    base = ["validate", *([] if full else ["--quick"]), "--out", str(results)]
     old = load_json_rows(path) or []
     try:
         registered = _registered()
-    except Exception as err:
-        log(f"cannot list the registered experiments ({type(err).__name__}: {err}); using {path} as it is")
-        return [f"experiment registry cannot be loaded: {type(err).__name__}: {err}"]
+    except Exception as err:  # a broken experiment module: `sims validate` would fail the same way
+        log(f"cannot list the registered experiments ({type(err).__name__}: {err})")
+        if path.exists() and not refresh:
+            return [f"experiment registry cannot be loaded: {type(err).__name__}: {err}; using {path} as it is"]
+        rc = run_sims(base)
+        return [] if rc == 0 and path.exists() else [f"python -m sims validate exited with status {rc}"]
     have = {r.get("experiment") for r in old}
-    missing = [n for n in registered if n not in have]
-    stale = sorted({r.get("experiment") for r in old} - set(registered))
-    if not missing and not stale:
+    todo = list(registered) if refresh else [n for n in registered if n not in have]
+    outdated = set() if refresh else _stale([n for n in registered if n in have], results, full)
+    if outdated:
+        log(f"validation: stored results of {', '.join(sorted(outdated))} do not match the current grid/config "
+            "(or are gone): re-validating them with --fresh")
+    stale = sorted(str(n) for n in have - set(registered))
+    if not todo and not outdated and not stale:
         log(f"validation: using {path} (covers all {len(registered)} registered experiments)")
         return []
-    problems = []
-    new_rows = []
-    if missing:
-        log(f"validation: {path} lacks {len(missing)} registered experiment(s); validating those only")
-        rc = run_sims(base + [a for n in missing for a in ("--experiment", n)])
-        new_rows = load_json_rows(path) or []
-        if rc not in (0, 1):
-            problems.append(f"python -m sims validate exited with status {rc}")
-            new_rows = [r for r in new_rows if r.get("experiment") in missing]
-        elif rc == 1:
-            problems.append("some validation checks FAIL (they are marked FAIL in the paper)")
+    problems, new_rows = [], []
+    if todo:
+        log(f"validation: running {len(todo)} of {len(registered)} registered experiments"
+            + ("" if refresh or not path.exists() else f" (missing from {path})"))
+    tmp_json = results / ".paper-validate.json"
+    for fam in FAMILIES:
+        for names, extra in (([n for n in todo if registered[n] == fam], []),
+                             ([n for n in registered if n in outdated and registered[n] == fam], ["--fresh"])):
+            if not names:
+                continue
+            tmp_json.unlink(missing_ok=True)
+            rc = run_sims(base + extra + ["--json", str(tmp_json)] + [a for n in names for a in ("--experiment", n)])
+            rows = [r for r in (load_json_rows(tmp_json) or []) if r.get("experiment") in names]
+            if rc not in (0, 1) or not rows:
+                problems.append(f"python -m sims validate for {fam} exited with status {rc}; its rows are missing")
+            elif rc == 1:
+                problems.append(f"some {fam} validation checks FAIL (they are marked FAIL in the paper)")
+            new_rows += rows
+    tmp_json.unlink(missing_ok=True)
     if stale:
-        log(f"validation: dropping rows of experiments no longer registered: {', '.join(map(str, stale))}")
-    fresh = {r.get("experiment") for r in new_rows}
-    rows = [r for r in old if r.get("experiment") in registered and r.get("experiment") not in fresh] + new_rows
+        log(f"validation: dropping rows of experiments no longer registered: {', '.join(stale)}")
+    # rows of an experiment that was re-run are replaced, or dropped if the re-run failed: never stale numbers
+    attempted = set(todo) | outdated
+    rows = [r for r in old if r.get("experiment") in registered and r.get("experiment") not in attempted] + new_rows
     order = {n: i for i, n in enumerate(registered)}
     rows.sort(key=lambda r: order.get(r.get("experiment"), len(order)))  # stable: keeps check order within one
     tmp = path.with_suffix(".json.tmp")
@@ -130,6 +201,9 @@ def build_figures(full: bool, results: Path, out: Path) -> dict[str, str]:
     for p in problems:
         log(f"figures: {p}")
     for f in infos:
+        if f.problem:
+            failures[f.name] = f.problem
+            continue
         try:
             build([f.name], full=full, results=str(results), out=str(out))
         except Exception as err:
@@ -161,7 +235,8 @@ def compile_latex(build_dir: Path) -> tuple[int, str]:
     cmd = [latexmk, "-pdf", "-interaction=nonstopmode", "-halt-on-error", "-file-line-error", "main.tex"]
     t0 = time.perf_counter()
     proc = subprocess.run(cmd, cwd=build_dir, capture_output=True, text=True)
-    (build_dir / "latexmk.out").write_text(proc.stdout + proc.stderr)
+    (build_dir / "generated").mkdir(parents=True, exist_ok=True)
+    (build_dir / "generated" / "latexmk.out").write_text(proc.stdout + proc.stderr)
     if proc.returncode != 0 or not (build_dir / "main.pdf").exists():
         tail = "\n".join((proc.stdout + proc.stderr).splitlines()[-40:])
         return 1, f"latexmk failed (status {proc.returncode}); see {build_dir / 'main.log'}\n{tail}"
@@ -195,6 +270,9 @@ def main(argv=None) -> int:
     results.mkdir(parents=True, exist_ok=True)
     if build_dir != PAPER_DIR:
         copy_sources(build_dir)
+    if not args.no_latex and shutil.which("latexmk") is None:
+        log(f"warning: latexmk not found: results, figures and paper/generated/ will be made, but not the PDF "
+            f"(exit status 2 at the end). Install TeX with: {APT_LINE}")
     problems: list[str] = []
     if not args.no_run:
         problems += ensure_derive(results, args.refresh)

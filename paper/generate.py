@@ -48,8 +48,10 @@ FAMILY_TITLES = {
     "edge_of_stability": "Scalar networks at the edge of stability",
 }
 NUMBER_FIELDS = ("theory", "simulated", "error", "tolerance")
-SIG = 4  # significant digits of every printed number
-MAX_EQ_CHARS = 4000  # longer sympy LaTeX is listed as "too long to typeset", not printed
+SIG = 4  # significant digits of a printed number (theory/simulated get 6, error/tolerance 3: SIG_FIELD)
+MAX_EQ_CHARS = 4000
+# Display names for sympy symbols whose Python-friendly names print misleadingly (presentation only).
+DISPLAY_SYMBOLS = {"sigma2": r"\sigma^{2}", "lambda_d": r"\lambda_{\mathrm{d}}", "alpha_p": r"\alpha_{p}"}  # longer sympy LaTeX is listed as "too long to typeset", not printed
 
 # --------------------------------------------------------------------------------------------------------------
 # text and numbers
@@ -73,6 +75,7 @@ _UNICODE = {
 _ASCII = {
     "\\": r"\textbackslash{}", "{": r"\{", "}": r"\}", "$": r"\$", "&": r"\&", "#": r"\#", "^": r"\textasciicircum{}",
     "_": r"\_", "%": r"\%", "~": r"\textasciitilde{}", "<": r"\textless{}", ">": r"\textgreater{}", "|": r"\textbar{}",
+    "[": "{[}", "]": "{]}",  # never an optional argument (a table row starting with "[" after \\)
 }
 
 
@@ -90,6 +93,11 @@ def tex_escape(s) -> str:
             plain = unicodedata.normalize("NFKD", ch).encode("ascii", "ignore").decode()
             out.append(tex_escape(plain) if plain else "?")
     return "".join(out)
+
+
+def tex_name(s) -> str:
+    """An identifier (snake_case) for a narrow column: escaped, breakable after underscores and dots."""
+    return tex_escape(s).replace(r"\_", r"\_\allowbreak{}").replace(".", r".\allowbreak{}")
 
 
 def tex_caption(s) -> str:
@@ -115,16 +123,15 @@ def as_float(x) -> float | None:
 
 
 def machine_number(x: float) -> str:
-    """The machine-readable form of a printed number: SIG significant digits, Python float syntax."""
-    if math.isnan(x):
-        return "nan"
-    if math.isinf(x):
-        return "inf" if x > 0 else "-inf"
-    return f"{x:.{SIG}g}"
+    """The exact value behind a printed number (Python's shortest round-trip repr; 'nan', 'inf', '-inf')."""
+    return repr(float(x))
 
 
-def vnum(x) -> str:
-    r"""`\vnum{machine}{typeset}` for a number (NaN/inf spelled out); non-numbers become escaped text."""
+SIG_FIELD = {"theory": 6, "simulated": 6, "error": 3, "tolerance": 3}
+
+
+def vnum(x, sig: int = SIG) -> str:
+    r"""`\vnum{exact value}{value typeset to sig significant digits}`; non-numbers become escaped text."""
     f = as_float(x)
     if f is None:
         return tex_escape("n/a" if x is None else x)
@@ -136,18 +143,30 @@ def vnum(x) -> str:
     elif f == 0:
         typeset = "0"
     else:
-        mant, _, exp = f"{f:.{SIG - 1}e}".partition("e")
+        mant, _, exp = f"{f:.{sig - 1}e}".partition("e")
         e = int(exp)
         if -3 <= e < 4:
-            typeset = m
+            typeset = f"{f:.{sig}g}"
         else:
-            mant = mant.rstrip("0").rstrip(".")
+            mant = mant.rstrip("0").rstrip(".") if "." in mant else mant
             typeset = rf"10^{{{e}}}" if mant == "1" else rf"{mant}\times 10^{{{e}}}"
     return rf"\vnum{{{m}}}{{{typeset}}}"
 
 
 def vcount(n: int) -> str:
     return rf"\vcount{{{int(n)}}}"
+
+
+def tex_path(path) -> str:
+    """A file path for the text: relative to the repository when inside it, breakable at slashes."""
+    p = Path(path).resolve()
+    try:
+        shown = str(p.relative_to(ROOT))
+    except ValueError:
+        shown = str(p)
+    if re.fullmatch(r"[A-Za-z0-9_./+=:@-]+", shown):
+        return rf"\nolinkurl{{{shown}}}"
+    return rf"\texttt{{{tex_escape(shown)}}}"
 
 
 def csname(*parts) -> str:
@@ -204,6 +223,8 @@ def _sympy_equations(mod) -> list[tuple[str, object]]:
             out.append((name, val))
         elif isinstance(val, dict) and val and all(usable(v) for v in val.values()):
             out.extend((f"{name}_{k}", v) for k, v in val.items())
+        elif isinstance(val, (tuple, list)) and val and all(usable(v) and not isinstance(v, sp.MatrixBase) for v in val):
+            out.append((name, sp.Matrix(list(val))))  # e.g. a system of ODE right-hand sides, as a column
     return out
 
 
@@ -226,7 +247,9 @@ def family_equations(family: str) -> tuple[list[Equation], str]:
         return [], f"derivations.{family}.PAPER_EQUATIONS failed: {type(err).__name__}: {err}"
     for name, expr in found:
         try:
-            body = to_latex(expr)
+            names = {sym: DISPLAY_SYMBOLS[sym.name] for sym in getattr(expr, "free_symbols", ())
+                     if getattr(sym, "name", None) in DISPLAY_SYMBOLS}
+            body = to_latex(expr, symbol_names=names) if names else to_latex(expr)
         except Exception as err:
             eqs.append(Equation(name, None, f"to_latex failed: {type(err).__name__}"))
             continue
@@ -259,7 +282,11 @@ def discover_figures() -> tuple[list[FigureInfo], list[str]]:
         try:
             mod = importlib.import_module(f"figures.{info.name}")
         except Exception as err:
-            problems.append(f"figures/{info.name}.py cannot be imported: {type(err).__name__}: {err}")
+            msg = f"figures/{info.name}.py cannot be imported: {type(err).__name__}: {err}"
+            problems.append(msg)
+            fam = next((f for f in FAMILIES if info.name.startswith(f)), None)
+            if fam is not None:  # shown in its family's section as a missing figure, with the reason
+                infos.append(FigureInfo(info.name, fam, (), "", problem=msg))
             continue
         fig = getattr(mod, "FIGURE", None)
         if isinstance(fig, Figure):
@@ -284,10 +311,10 @@ def validation_table(family: str, rows: list[dict], source: str, quick: bool) ->
     """A longtable of the family's checks: claim (with its tolerance note), theory, simulated, error, tol, status."""
     mode = "quick" if quick else "full"
     lines = [
-        r"\begin{small}",
-        r"\begin{longtable}{@{}p{0.40\linewidth}rrrrc@{}}",
-        rf"\caption{{Theory vs simulation for {tex_escape(FAMILY_TITLES.get(family, family))} ({mode} grids; "
-        rf"from \texttt{{{tex_escape(source)}}}). A check passes when error $\le$ tolerance.}}"
+        r"\begin{footnotesize}\setlength{\tabcolsep}{4pt}",
+        r"\begin{longtable}{@{}>{\raggedright\arraybackslash}p{0.38\linewidth}rrrrc@{}}",
+        rf"\caption[Validation: {tex_escape(family)}]{{Theory vs simulation for {tex_escape(FAMILY_TITLES.get(family, family))} ({mode} grids; "
+        rf"from {source}). A check passes when error $\le$ tolerance.}}"
         rf"\label{{tab:{family}-validation}}\\",
         r"\toprule claim & theory & simulated & error & tolerance & status\\ \midrule\endfirsthead",
         r"\toprule claim & theory & simulated & error & tolerance & status\\ \midrule\endhead",
@@ -303,7 +330,7 @@ def validation_table(family: str, rows: list[dict], source: str, quick: bool) ->
             lines.append(r"\midrule")
         first = False
         lines.append(
-            rf"\multicolumn{{6}}{{@{{}}l}}{{\textbf{{\texttt{{{tex_escape(exp)}}}}}"
+            rf"\multicolumn{{6}}{{@{{}}>{{\raggedright\arraybackslash}}p{{\linewidth}}@{{}}}}{{\textbf{{\texttt{{{tex_name(exp)}}}}}"
             + (rf" \quad ({tex_escape(paper)})" if paper else "")
             + r"}\\*"
         )
@@ -311,13 +338,13 @@ def validation_table(family: str, rows: list[dict], source: str, quick: bool) ->
             note = r.get("note") or ""
             claim = tex_escape(r.get("claim", ""))
             if note:
-                claim += rf"\newline{{\footnotesize\itshape {tex_escape(note)}}}"
+                claim += rf"\newline{{\scriptsize\itshape {tex_escape(note)}}}"
             status = str(r.get("status", "?"))
             status_tex = r"\pass" if status == "PASS" else (r"\fail" if status == "FAIL" else tex_escape(status))
-            cells = [claim] + [f"${vnum(r.get(k))}$" if as_float(r.get(k)) is not None else vnum(r.get(k))
+            cells = [claim] + [f"${vnum(r.get(k), SIG_FIELD[k])}$" if as_float(r.get(k)) is not None else vnum(r.get(k))
                                for k in NUMBER_FIELDS] + [status_tex]
             lines.append(" & ".join(cells) + r"\\")
-    lines += [r"\end{longtable}", r"\end{small}"]
+    lines += [r"\end{longtable}", r"\end{footnotesize}"]
     return "\n".join(lines) + "\n"
 
 
@@ -339,13 +366,13 @@ def family_summary(family: str, rows: list[dict], quick: bool) -> str:
     if rows:
         worst = max(rows, key=ratio)
         text += (rf" The check closest to its tolerance is ``{tex_escape(worst.get('claim', ''))}'' "
-                 rf"(\texttt{{{tex_escape(worst.get('experiment', ''))}}}): theory ${vnum(worst.get('theory'))}$, "
-                 rf"simulation ${vnum(worst.get('simulated'))}$, error ${vnum(worst.get('error'))}$ against a "
-                 rf"tolerance of ${vnum(worst.get('tolerance'))}$.")
+                 rf"(\texttt{{{tex_name(worst.get('experiment', ''))}}}): theory ${vnum(worst.get('theory'), SIG_FIELD['theory'])}$, "
+                 rf"simulation ${vnum(worst.get('simulated'), SIG_FIELD['simulated'])}$, error ${vnum(worst.get('error'), SIG_FIELD['error'])}$ against a "
+                 rf"tolerance of ${vnum(worst.get('tolerance'), SIG_FIELD['tolerance'])}$.")
     fails = [r for r in rows if r.get("status") != "PASS"]
     if fails:
         text += rf" \textbf{{Failing checks:}} " + "; ".join(
-            rf"\texttt{{{tex_escape(r.get('experiment', ''))}}}: {tex_escape(r.get('claim', ''))}" for r in fails) + "."
+            rf"\texttt{{{tex_name(r.get('experiment', ''))}}}: {tex_escape(r.get('claim', ''))}" for r in fails) + "."
     return text + "\n"
 
 
@@ -358,20 +385,51 @@ def number_macros(rows: list[dict]) -> str:
         i = counter.get(exp, 0)
         counter[exp] = i + 1
         for k in NUMBER_FIELDS:
-            lines.append(_def(csname("val", exp, i, k), f"${vnum(r.get(k))}$"))
+            lines.append(_def(csname("val", exp, i, k), f"${vnum(r.get(k), SIG_FIELD[k])}$"))
         lines.append(_def(csname("val", exp, i, "status"), tex_escape(r.get("status", "?"))))
         lines.append(_def(csname("val", exp, i, "claim"), tex_escape(r.get("claim", ""))))
+    return "\n".join(lines) + "\n"
+
+
+def figure_shown(f: FigureInfo, figures_dir: Path, failures: dict) -> bool:
+    """Whether the paper includes the figure's PDF: it exists, and this build neither failed to draw nor import it."""
+    return (Path(figures_dir) / f"{f.name}.pdf").exists() and not f.problem and f.name not in failures
+
+
+def overview_table(rows: list[dict], idents: list[dict], figs: list, figures_dir: Path, quick: bool,
+                   failures: dict) -> str:
+    """One row per family: experiments, checks passed / run, identities passed / checked, figures drawn / defined."""
+    lines = [
+        r"\begin{table}[tbp]\centering\small",
+        rf"\caption[Overview]{{What is validated, per family ({'quick' if quick else 'full'} grids): experiments, "
+        r"theory-vs-simulation checks passed / run, sympy identities that simplify to zero / checked, and figures "
+        r"drawn / defined.}\label{tab:overview}",
+        r"\begin{tabular}{@{}lrrrr@{}}",
+        r"\toprule family & experiments & checks & identities & figures\\ \midrule",
+    ]
+    for fam in FAMILIES:
+        fr = [r for r in rows if r.get("family") == fam]
+        fi = [r for r in idents if r.get("family") == fam]
+        ff = [f for f in figs if f.family == fam]
+        drawn = sum(figure_shown(f, figures_dir, failures) for f in ff)
+        n_exp = len({r.get("experiment") for r in fr})
+        n_pass = sum(r.get("status") == "PASS" for r in fr)
+        n_ipass = sum(bool(r.get("passed")) for r in fi)
+        lines.append(rf"\hyperref[sec:{fam}]{{{tex_escape(FAMILY_TITLES[fam])}}} & {vcount(n_exp)} & "
+                     rf"{vcount(n_pass)}/{vcount(len(fr))} & {vcount(n_ipass)}/{vcount(len(fi))} & "
+                     rf"{vcount(drawn)}/{vcount(len(ff))}\\")
+    lines += [r"\bottomrule", r"\end{tabular}", r"\end{table}"]
     return "\n".join(lines) + "\n"
 
 
 def identity_table(family: str, idents: list[dict]) -> str:
     n_pass = sum(bool(r.get("passed")) for r in idents)
     lines = [
-        rf"All {vcount(len(idents))} symbolic identities of \texttt{{derivations/{family}.py}} were simplified by sympy; "
-        rf"{vcount(n_pass)} reduce exactly to zero (Table~\ref{{tab:{family}-identities}}).",
+        rf"All {vcount(len(idents))} symbolic identities of \texttt{{derivations/{tex_escape(family)}.py}} were simplified by sympy, "
+        rf"and {vcount(n_pass)} of them reduce exactly to zero (Table~\ref{{tab:{family}-identities}}).",
         r"\begin{small}",
-        r"\begin{longtable}{@{}p{0.28\linewidth}p{0.58\linewidth}c@{}}",
-        rf"\caption{{Sympy identities of {tex_escape(FAMILY_TITLES.get(family, family))}: each residual must "
+        r"\begin{longtable}{@{}>{\raggedright\arraybackslash}p{0.28\linewidth}>{\raggedright\arraybackslash}p{0.58\linewidth}c@{}}",
+        rf"\caption[Identities: {tex_escape(family)}]{{Sympy identities of {tex_escape(FAMILY_TITLES.get(family, family))}: each residual must "
         rf"simplify to exactly $0$ (\texttt{{python -m sims derive}}).}}\label{{tab:{family}-identities}}\\",
         r"\toprule identity & statement & status\\ \midrule\endfirsthead",
         r"\toprule identity & statement & status\\ \midrule\endhead",
@@ -382,7 +440,7 @@ def identity_table(family: str, idents: list[dict]) -> str:
         desc = tex_escape(r.get("description", ""))
         if not r.get("passed"):
             desc += rf"\newline{{\footnotesize residual: \texttt{{{tex_escape(str(r.get('residual', ''))[:300])}}}}}"
-        lines.append(rf"\texttt{{{tex_escape(r.get('name', ''))}}} & {desc} & {status}\\")
+        lines.append(rf"\texttt{{{tex_name(r.get('name', ''))}}} & {desc} & {status}\\")
     lines += [r"\end{longtable}", r"\end{small}"]
     return "\n".join(lines) + "\n"
 
@@ -420,11 +478,11 @@ def figures_tex(family: str, figs: list[FigureInfo], figures_dir: Path, build_di
         data = ", ".join(rf"\texttt{{{tex_escape(e)}}}" for e in f.experiments)
         caption += rf" Drawn by \texttt{{python -m figures {tex_escape(f.name)}}} from the stored results of {data}" \
                    + (" (quick grids)." if quick else " (full grids).")
-        if pdf.exists():
+        if figure_shown(f, figures_dir, failures):  # a failed drawing never shows an old PDF
             rel = os.path.relpath(pdf.resolve(), Path(build_dir).resolve()).replace(os.sep, "/")
             body = rf"\includegraphics[width=\linewidth,height=0.42\textheight,keepaspectratio]{{{rel}}}"
         else:
-            why = failures.get(f.name) or f"{pdf.name} was not produced (run python -m figures {f.name})"
+            why = f.problem or failures.get(f.name) or f"{pdf.name} was not produced (run python -m figures {f.name})"
             body = rf"\missingfigure{{{tex_escape(f.name)}}}{{{tex_escape(why)}}}"
         out.append("\n".join([r"\begin{figure}[tbp]", r"\centering", body,
                               rf"\caption{{{caption}}}\label{{fig:{f.name}}}", r"\end{figure}"]))
@@ -457,7 +515,7 @@ def generate(
     failures = dict(figure_failures or {})
 
     rows = load_json_rows(validation_json)
-    source = os.path.relpath(Path(validation_json).resolve(), ROOT) if validation_json else "?"
+    source = tex_path(validation_json) if validation_json else "?"
     if rows is None:
         result.problems.append(f"no validation results at {validation_json}")
     idents = load_json_rows(derive_json) if derive_json else None
@@ -490,11 +548,12 @@ def generate(
         rf"\renewcommand{{\NFamilies}}{{{vcount(len(FAMILIES))}}}",
         rf"\renewcommand{{\NIdentities}}{{{vcount(n_id)}}}",
         rf"\renewcommand{{\NIdentitiesPass}}{{{vcount(n_id_pass)}}}",
-        rf"\renewcommand{{\NFigures}}{{{vcount(sum((Path(figures_dir) / f'{f.name}.pdf').exists() for f in figs))}}}",
+        rf"\renewcommand{{\NFigures}}{{{vcount(sum(figure_shown(f, figures_dir, failures) for f in figs))}}}",
         rf"\renewcommand{{\ValidationMode}}{{{'quick' if quick else 'full'}}}",
-        rf"\renewcommand{{\ValidationSource}}{{\texttt{{{tex_escape(source)}}}}}",
+        rf"\renewcommand{{\ValidationSource}}{{{source}}}",
     ]
     write("summary", "\n".join(summary) + "\n")
+    write("overview", overview_table(all_rows, idents or [], figs, Path(figures_dir), quick, failures))
 
     for fam in FAMILIES:
         fam_rows = [r for r in all_rows if r.get("family") == fam]
@@ -502,8 +561,8 @@ def generate(
             write(f"{fam}_validation", family_summary(fam, fam_rows, quick) + "\n" + validation_table(fam, fam_rows, source, quick))
         else:
             why = ("no validation results file" if rows is None
-                   else f"no rows for this family in {source} (run python -m sims validate --family {fam}"
-                        + (" --quick)" if quick else ")"))
+                   else f"no rows for this family in {Path(validation_json).name} (run python -m sims validate "
+                        f"--family {fam}" + (" --quick)" if quick else ")"))
             write(f"{fam}_validation", _placeholder(f"{FAMILY_TITLES[fam]}: not yet validated", why))
         fam_ids = [r for r in (idents or []) if r.get("family") == fam]
         if fam_ids:

@@ -87,6 +87,16 @@ def _write_json(path, rows):
     tmp.replace(path)
 
 
+def _merge_rows(path: Path, rows: list, validated: set) -> list:
+    """Rows of the stored validation file for experiments not validated now, then this run's rows."""
+    try:
+        old = json.loads(path.read_text())
+        old = [r for r in old if isinstance(r, dict) and r.get("experiment") not in validated]
+    except (OSError, ValueError):
+        old = []
+    return old + rows
+
+
 def cmd_validate(args) -> int:
     exps = registry.select(args.family)
     if args.experiment:
@@ -113,7 +123,7 @@ def cmd_validate(args) -> int:
     n_fail = sum(r["status"] == "FAIL" for r in rows)
     print(f"\n{len(rows) - n_fail} passed, {n_fail} failed ({len(exps)} experiments)")
     default_json = Path(args.out) / ("validation-quick.json" if args.quick else "validation.json")
-    _write_json(default_json, rows)
+    _write_json(default_json, _merge_rows(default_json, rows, {e.name for e in exps}))
     if args.json:
         _write_json(args.json, rows)
     return 1 if n_fail else 0

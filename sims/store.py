@@ -15,9 +15,18 @@ from pathlib import Path
 
 import numpy as np
 import zarr
+import zarr.errors
 
 _DONE = "_chunk_done"
 _ORDER = "_order"
+
+
+def _open_group(path: Path):
+    """Open (creating if needed) the zarr group; if another process creates it at the same moment, open theirs."""
+    try:
+        return zarr.open_group(str(path), mode="a")
+    except zarr.errors.ContainsGroupError:
+        return zarr.open_group(str(path), mode="r+")
 
 
 class StoreMismatch(ValueError):
@@ -38,14 +47,14 @@ class Store:
         if self.path.exists():
             # a store whose creation was interrupted (not 'initialised') holds no finished chunk: `initialise`
             # simply overwrites it. It is never deleted here, since another process may be creating it right now.
-            group = zarr.open_group(str(self.path), mode="a")
+            group = _open_group(self.path)
             if group.attrs.get("initialised", False) and group.attrs.get("fingerprint") != fingerprint:
                 raise StoreMismatch(
                     f"{self.path} holds results for another grid/config/seed "
                     f"(fingerprint {group.attrs.get('fingerprint')} != {fingerprint}); "
                     "use --fresh to recompute it, or --out to write elsewhere"
                 )
-        self.group = zarr.open_group(str(self.path), mode="a")
+        self.group = _open_group(self.path)
 
     @property
     def initialised(self) -> bool:
@@ -53,7 +62,7 @@ class Store:
 
     def reopen(self):
         """Re-read the group (after another process created it)."""
-        self.group = zarr.open_group(str(self.path), mode="a")
+        self.group = _open_group(self.path)
 
     def initialise(
         self,

@@ -35,20 +35,35 @@ def _single(tmp_path, devices, name, extra=()):
     return np.load(out)
 
 
-def _multi(tmp_path, name, kill_when_done=None):
-    """Run the job as two jax.distributed processes; optionally SIGKILL both once `kill_when_done` units are stored."""
+def _multi(tmp_path, name, kill_when_done=None, timeout=300):
+    """Run the job as two jax.distributed processes; optionally SIGKILL both once `kill_when_done` units are stored.
+
+    Each process logs to a file; a process that fails or hangs fails the test with both logs (never a hung suite).
+    """
     port = _free_port()
     out = tmp_path / f"{name}.npz"
+    logs = [tmp_path / f"{name}-{i}-{port}.log" for i in range(2)]
     procs = [
         subprocess.Popen([sys.executable, str(JOB), str(tmp_path / f"{name}.zarr"), str(out), str(i), "2", str(port)],
-                         env=_env(2))
+                         env=_env(2), stdout=open(logs[i], "w"), stderr=subprocess.STDOUT)
         for i in range(2)
     ]
+
+    def kill_all():
+        for p in procs:
+            if p.poll() is None:
+                p.send_signal(signal.SIGKILL)
+        for p in procs:
+            p.wait()
+
+    def report():
+        return "\n".join(f"--- process {i} ---\n" + logs[i].read_text()[-3000:] for i in range(2))
+
+    deadline = time.time() + timeout
     if kill_when_done is not None:
         from sims import Store
 
-        deadline = time.time() + 300
-        while time.time() < deadline:
+        while time.time() < deadline and all(p.poll() is None for p in procs):
             time.sleep(0.2)
             try:
                 s = Store(tmp_path / f"{name}.zarr", fingerprint="scale")
@@ -56,13 +71,15 @@ def _multi(tmp_path, name, kill_when_done=None):
                     break
             except Exception:
                 continue  # being created
-        for p in procs:
-            p.send_signal(signal.SIGKILL)
-        for p in procs:
-            p.wait()
+        kill_all()
         return None
-    for p in procs:
-        assert p.wait(timeout=600) == 0
+    while time.time() < deadline and any(p.poll() is None for p in procs):
+        time.sleep(0.2)
+        if any(p.poll() not in (None, 0) for p in procs):
+            break  # one process failed: the other would wait for it forever
+    codes = [p.poll() for p in procs]
+    kill_all()
+    assert codes == [0, 0], f"exit codes {codes} (None = hung past {timeout} s)\n{report()}"
     return np.load(out)
 
 
