@@ -136,7 +136,7 @@ def sde_scan_vs_diffrax(quick: bool) -> dict:
 
 def matmul_sweep_flops(quick: bool) -> dict:
     """Achieved FLOP/s of a matmul-heavy sweep (deep-linear GD, 64x64 layers) vs this machine's matmul peak."""
-    h, steps, n_pts = (64, 200, 64) if quick else (128, 500, 256)
+    h, steps, n_pts = (64, 200, 64) if quick else (256, 100, 64)
     grid = Grid.product(lr=np.linspace(0.01, 0.05, n_pts))
 
     def fn(p, key):
