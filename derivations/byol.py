@@ -36,6 +36,8 @@ import jax.numpy as jnp
 import numpy as np
 import sympy as sp
 
+from ._checks import concrete
+
 from .codegen import Identity, to_jax
 
 __all__ = [
@@ -61,13 +63,7 @@ __all__ = [
 # input checks (concrete values only)
 
 
-def _concrete(x):
-    if isinstance(x, jax.core.Tracer):
-        return None
-    try:
-        return np.asarray(x, dtype=float)
-    except (TypeError, ValueError):
-        raise TypeError(f"expected a real array, got {type(x).__name__}") from None
+_concrete = concrete
 
 
 def _check(name, x, positive=False, nonneg=False):

@@ -465,4 +465,4 @@ def _paper_equations() -> dict:
     }
 
 
-PAPER_EQUATIONS = _paper_equations
+PAPER_EQUATIONS = _paper_equations()

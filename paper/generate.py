@@ -29,15 +29,7 @@ ROOT = PAPER_DIR.parent
 if str(ROOT) not in sys.path:  # `python paper/build.py` from a fresh clone
     sys.path.insert(0, str(ROOT))
 
-FAMILIES = (
-    "deep_linear",
-    "diagonal_linear",
-    "matrix_sensing",
-    "sgd_sde",
-    "byol",
-    "neural_collapse",
-    "edge_of_stability",
-)
+from sims.registry import FAMILIES  # noqa: E402  (one list of families for the CLI and the paper)
 FAMILY_TITLES = {
     "deep_linear": "Deep linear networks",
     "diagonal_linear": "Diagonal linear networks",

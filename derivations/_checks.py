@@ -1,0 +1,14 @@
+"""Input checks shared by the derivations modules: only concrete (non-traced) values are checked."""
+
+import jax
+import numpy as np
+
+
+def concrete(x):
+    """x as a float numpy array if it is concrete, None if it is a JAX tracer (checked later, or never)."""
+    if isinstance(x, jax.core.Tracer):
+        return None
+    try:
+        return np.asarray(x, dtype=float)
+    except (TypeError, ValueError):
+        raise TypeError(f"expected a real array, got {type(x).__name__}") from None
