@@ -172,7 +172,7 @@ def sweep(
             raise ValueError(f"{store.path}: stored with another point ordering; use --fresh to recompute")
     else:
         batch_size = batch_size or default_batch_size(n)
-        # a unit is at least one full vector width per local device, so padding is only ever in the last unit
+        # a unit holds at least one full vector width per local device (units are padded to whole widths)
         unit = max(-(-min(chunk_size, n) // n_proc), batch_size * n_dev)
     per_call = batch_size * n_dev
     padded = -(-unit // per_call) * per_call
