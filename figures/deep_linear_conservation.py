@@ -6,11 +6,10 @@ from __future__ import annotations
 import json
 
 import numpy as np
-from matplotlib.ticker import NullFormatter
 
 import derivations.deep_linear as th
 from figures import Figure
-from figures.style import SIMULATION, THEORY, color, new_figure
+from figures.style import SIMULATION, THEORY, color, hide_minor_labels, new_figure
 
 EXPS = ("deep_linear.conservation_gd", "deep_linear.gd_vs_gf")
 
@@ -51,8 +50,7 @@ def draw(datasets):
     ax.set_xlabel("step size lr (T / lr steps)")
     ax.set_ylabel(f"deviation at T = {cfg['T']:g}")
     ax.set_title("GD vs gradient flow at fixed time")
-    ax.xaxis.set_minor_formatter(NullFormatter())
-    ax.yaxis.set_minor_formatter(NullFormatter())
+    hide_minor_labels(ax)
     ax.legend(loc="lower right", fontsize=6)
     return fig
 

@@ -5,7 +5,7 @@ import json
 import numpy as np
 
 from figures import Figure
-from figures.style import SIMULATION, THEORY, color, new_figure
+from figures.style import SIMULATION, THEORY, color, hide_minor_labels, new_figure
 from sims.experiments.sgd_sde import ou_theory
 
 
@@ -41,11 +41,7 @@ def draw(datasets):
     axes[0, 1].set(xlabel=r"step size $\eta$", ylabel=r"relative error of the SDE covariance", xscale="log",
                    yscale="log")
     axes[0, 1].legend(fontsize=6)
-    from matplotlib.ticker import NullFormatter
-
-    for a in fig.axes:
-        a.xaxis.set_minor_formatter(NullFormatter())
-        a.yaxis.set_minor_formatter(NullFormatter())
+    hide_minor_labels(*fig.axes)
     return fig
 
 

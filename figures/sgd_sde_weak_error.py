@@ -3,7 +3,7 @@
 import numpy as np
 
 from figures import Figure
-from figures.style import color, new_figure
+from figures.style import color, hide_minor_labels, new_figure
 from sims.experiments.sgd_sde import weak_slope
 
 
@@ -23,11 +23,7 @@ def draw(datasets):
     ax.set(xscale="log", yscale="log", xlabel=r"step size $\eta$",
            ylabel=r"$|\mathbb{E}\,x_k^2 - \mathbb{E}\,X_{k\eta}^2|$")
     ax.legend(fontsize=6)
-    from matplotlib.ticker import NullFormatter
-
-    for a in fig.axes:
-        a.xaxis.set_minor_formatter(NullFormatter())
-        a.yaxis.set_minor_formatter(NullFormatter())
+    hide_minor_labels(*fig.axes)
     return fig
 
 

@@ -34,3 +34,12 @@ def new_figure(ncols: int = 1, nrows: int = 1, width: float = 3.4, height: float
 def color(i: int) -> str:
     """The i-th palette colour (cycled)."""
     return PALETTE[i % len(PALETTE)]
+
+
+def hide_minor_labels(*axes) -> None:
+    """No labels on minor ticks (log axes spanning less than a decade otherwise get cluttered)."""
+    from matplotlib.ticker import NullFormatter
+
+    for ax in axes:
+        ax.xaxis.set_minor_formatter(NullFormatter())
+        ax.yaxis.set_minor_formatter(NullFormatter())
