@@ -21,6 +21,8 @@ Notebook API (all plain jax.numpy functions of arrays, jit/vmap safe unless stat
   balanced depth-N network, tau W' = sum_j (W W^T)^{(N-j)/N} E (W^T W)^{(j-1)/N}.
 - ``width_one_solution(t, p0, s, tau=1.0)``: width-one hidden layer from a balanced start with W1^T = V p,
   W2 = U p (Chen, Lin & Zhang 2022 setting): u_a(t) = p_a^2 e^{2 s_a t} / (1 + sum_b p_b^2 (e^{2 s_b t} - 1)/s_b).
+- ``width_one_deep_solution(t, a0, b0, sigma0, s, depth)``, ``width_one_direction``, ``width_one_null_decay``
+  (module `derivations.width_one`): any depth, any balanced start W = sigma0 a0 b0^T with a width-one layer.
 
 `IDENTITIES` lists the symbolic facts behind all of these; `check_identities(IDENTITIES, "deep_linear")` checks them.
 """
@@ -37,6 +39,8 @@ import sympy as sp
 from ._checks import concrete
 
 from .codegen import Identity, to_jax
+from . import width_one as _width_one_module
+from .width_one import width_one_deep_solution, width_one_direction, width_one_null_decay
 
 __all__ = [
     "saxe_mode",
@@ -49,6 +53,9 @@ __all__ = [
     "gd_imbalance_change",
     "arora_field",
     "width_one_solution",
+    "width_one_direction",
+    "width_one_deep_solution",
+    "width_one_null_decay",
     "IDENTITIES",
 ]
 
@@ -572,4 +579,5 @@ IDENTITIES: list[Identity] = [
     Identity("arora_end_to_end_n3", _arora_balanced_n3, "balanced depth-3 layer-wise flow of W = end-to-end preconditioned flow", "Arora, Cohen & Hazan 2018"),
     Identity("width_one_solution", _width_one, "u_a = p_a^2 closed form solves p_a' = p_a(s_a - |p|^2)", "Chen, Lin & Zhang 2022"),
     Identity("width_one_reduction", _width_one_flow, "width-one net with W1^T = W2 = p (aligned coords) follows p' = p(s - |p|^2)", "Chen, Lin & Zhang 2022"),
+    *_width_one_module.IDENTITIES,
 ]

@@ -163,6 +163,65 @@ def test_width_one_solution_vs_scipy():
     assert np.max(np.abs(np.asarray(th.width_one_solution(ts, p0, s)) - sol.y.T**2)) < 1e-8
 
 
+def _reduced_width_one(ts, a0, b0, sigma0, s, N):
+    """Independent reference: the reduced flow sigma' = N sigma^(2-2/N)(rho - sigma), a' = sigma^(1-2/N)(S b - rho a),
+    b' = sigma^(1-2/N)(S^T a - rho b) integrated directly in t with scipy (no clock, no closed form)."""
+    d_out, d_in = len(a0), len(b0)
+    S = np.zeros((d_out, d_in))
+    S[np.arange(len(s)), np.arange(len(s))] = s
+
+    def rhs(t, y):
+        sg, a, b = y[0], y[1 : 1 + d_out], y[1 + d_out :]
+        rho = a @ S @ b
+        c = sg ** (1 - 2 / N)
+        return np.concatenate([[N * sg ** (2 - 2 / N) * (rho - sg)], c * (S @ b - rho * a), c * (S.T @ a - rho * b)])
+
+    sol = solve_ivp(rhs, (0, ts[-1]), np.concatenate([[sigma0], a0, b0]), t_eval=ts, rtol=1e-12, atol=1e-14,
+                    method="DOP853")
+    return sol.y[0], sol.y[1 : 1 + d_out].T, sol.y[1 + d_out :].T
+
+
+@pytest.mark.parametrize("N", [2, 3, 4])
+def test_width_one_deep_closed_form_vs_reduced_ode(N):
+    rng = np.random.default_rng(N)
+    a0, b0 = rng.normal(size=4), rng.normal(size=5)
+    a0, b0 = a0 / np.linalg.norm(a0), b0 / np.linalg.norm(b0)
+    s = np.array([2.0, 1.5, 0.5])  # one null direction in the output space (4 > 3), two in the input space (5 > 3)
+    ts = np.linspace(0, 8, 33)
+    sol = th.width_one_deep_solution(ts, a0, b0, 0.1, s, N)
+    sig, a, b = _reduced_width_one(ts, a0, b0, 0.1, s, N)
+    # both are scipy solutions at rtol 1e-12 of O(1) smooth problems: global error well below 1e-8
+    assert np.max(np.abs(sol["sigma"] - sig) / sig) < 1e-8
+    assert np.max(np.abs(sol["a"] - a)) < 1e-8 and np.max(np.abs(sol["b"] - b)) < 1e-8
+    assert np.max(np.abs(sol["rho"] - np.einsum("ti,ti,i->t", a[:, :3], b[:, :3], s))) < 1e-8
+    assert abs(sol["sigma"][-1] - s[0]) < 1e-3  # generic start: the global minimum
+
+
+def test_width_one_null_decay_two_routes():
+    e = np.array([0.0, 0.0, 1.0])
+    ts = np.linspace(0, 50, 11)
+    for N in (2, 3, 4):
+        sol = th.width_one_deep_solution(ts, e, e, 0.3, np.array([1.0, 0.5]), N)
+        assert np.max(np.abs(sol["sigma"] / np.asarray(th.width_one_null_decay(ts, 0.3, N)) - 1)) < 1e-9
+
+
+def test_width_one_layerwise_flow_vs_closed_form():
+    """Full layer-wise GF (diffrax, hidden widths (3, 1, 2)) from init_width_one vs the exact reduction."""
+    s = np.array([2.0, 1.0])
+    prob = dl.make_problem(s, 3, 3, seed=None)
+    a0, b0 = np.array([0.3, -0.5, 0.2]), np.array([0.1, 0.6, -0.4])
+    a0, b0 = a0 / np.linalg.norm(a0), b0 / np.linalg.norm(b0)
+    ts = np.linspace(0, 10, 41)
+    res = dl.simulate_flow(prob, dl.init_width_one(a0, b0, 0.2, (3, 1, 2)), jnp.asarray(ts), observables=dl.product)
+    W = np.asarray(res.observables)
+    sol = th.width_one_deep_solution(ts, a0, b0, 0.2, s, 4)
+    sig = np.linalg.norm(W, axis=(1, 2))
+    assert np.max(np.abs(sig / sol["sigma"] - 1)) < 1e-7  # 1e3 x rtol
+    assert np.max(np.abs(W - sol["sigma"][:, None, None] * sol["a"][:, :, None] * sol["b"][:, None, :])) < 1e-7
+    # the product stays rank one and the net balanced
+    assert np.max(np.linalg.svd(W, compute_uv=False)[:, 1]) < 1e-9
+
+
 # ----------------------------------------------------------------------------------------------------------------
 # simulators
 
@@ -213,7 +272,7 @@ def test_simulate_gd_one_step_is_exact_gd():
 # registered experiments in quick mode (theory vs simulation per claim)
 
 FAST = ["saxe", "conservation_gd", "gd_vs_gf"]
-SLOW = ["conservation_gf", "tarmoun", "depth", "arora", "width_one"]
+SLOW = ["conservation_gf", "tarmoun", "depth", "arora", "width_one", "width_one_stages"]
 
 
 def _validate(name, results_dir):
@@ -286,3 +345,20 @@ def test_bad_inputs():
         dl.simulate_flow(prob, dl.init_random(jax.random.PRNGKey(0), (4, 2, 2), 1.0), jnp.linspace(0, 1, 3))
     with pytest.raises(TypeError, match="weights0"):
         dl.simulate_flow(prob, jnp.eye(2), jnp.linspace(0, 1, 3))
+    e = np.array([1.0, 0.0])
+    with pytest.raises(ValueError, match="a0"):
+        th.width_one_deep_solution([0.0, 1.0], np.array([1.0, 1.0]), e, 0.1, np.array([1.0]), 3)
+    with pytest.raises(ValueError, match="depth"):
+        th.width_one_deep_solution([0.0, 1.0], e, e, 0.1, np.array([1.0]), 1)
+    with pytest.raises(ValueError, match="sigma0"):
+        th.width_one_deep_solution([0.0, 1.0], e, e, 0.0, np.array([1.0]), 2)
+    with pytest.raises(ValueError, match="t must"):
+        th.width_one_deep_solution([1.0, 0.0], e, e, 0.1, np.array([1.0]), 2)
+    with pytest.raises(ValueError, match="s has"):
+        th.width_one_direction([0.0], e, e, np.array([1.0, 1.0, 1.0]))
+    with pytest.raises(ValueError, match="b0"):
+        dl.init_width_one(e, np.array([0.5, 0.0]), 0.1, (1,))
+    with pytest.raises(ValueError, match="sigma0"):
+        dl.init_width_one(e, e, -0.1, (1,))
+    with pytest.raises(ValueError, match="hidden"):
+        dl.init_width_one(e, e, 0.1, ())

@@ -35,6 +35,7 @@ __all__ = [
     "init_random",
     "init_lambda_balanced",
     "init_balanced_random",
+    "init_width_one",
     "product",
     "loss",
     "vector_field",
@@ -195,6 +196,27 @@ def init_balanced_random(key, dim: int, depth: int, scale=1.0) -> Weights:
     Os = [random_orthogonal(keys[j], dim) for j in range(depth + 1)]
     g = scale * jnp.abs(jax.random.normal(keys[-1], (dim,)))
     return tuple((Os[j + 1] * g) @ Os[j].T for j in range(depth))
+
+
+def init_width_one(a0, b0, sigma0, hidden: Sequence[int]) -> Weights:
+    """Balanced rank-one start with product sigma0 a0 b0^T (Chen, Lin & Zhang 2022): W1 = k e1 b0^T,
+    Wj = k e_j e_{j-1}^T, WN = k a0 e_{N-1}^T, k = sigma0^{1/N}, e_j = (1, 2, .., h_j)/norm; at least one h_j = 1 makes
+    it a network with a width-one layer (the flow keeps the product rank one). a0, b0: unit vectors."""
+    hidden = [_check_int("hidden", h) for h in hidden]
+    if not hidden:
+        raise ValueError("hidden must list at least one hidden width (depth >= 2)")
+    _check_finite_positive("sigma0", sigma0)
+    a0, b0 = jnp.asarray(a0, dtype=float), jnp.asarray(b0, dtype=float)
+    for name, v in (("a0", a0), ("b0", b0)):
+        if v.ndim != 1:
+            raise ValueError(f"{name} must be a 1-D unit vector, got shape {v.shape}")
+        if _is_concrete(v) and abs(float(jnp.linalg.norm(v)) - 1.0) > 1e-8:
+            raise ValueError(f"{name} must be a unit vector, |{name}| = {float(jnp.linalg.norm(v)):.6g}")
+    N = len(hidden) + 1
+    k = jnp.asarray(sigma0, dtype=float) ** (1.0 / N)
+    es = [jnp.arange(1.0, h + 1.0) / jnp.linalg.norm(jnp.arange(1.0, h + 1.0)) for h in hidden]
+    return ((k * jnp.outer(es[0], b0),) + tuple(k * jnp.outer(es[j], es[j - 1]) for j in range(1, N - 1))
+            + (k * jnp.outer(a0, es[-1]),))
 
 
 def _check_weights(weights, problem=None):
