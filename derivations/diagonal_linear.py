@@ -24,6 +24,7 @@ __all__ = [
     "mirror_limit", "depth_limit", "min_l1_interpolator", "min_l2_interpolator",
     "alpha_inf_from_log_products", "phi_inf_from_sums", "pesme_log_alpha_ratio",
     "sharpness_at_interpolator", "stability_weighted_l1", "saddle_to_saddle", "l1_gap_bound",
+    "uv_hessian_blocks", "uv_from_beta", "gf_path_sharpness",
     "IDENTITIES",
 ]
 
@@ -133,6 +134,24 @@ def _id_mirror_step():
     return sp.simplify((sp.log(1 - xx) - sp.log(1 + xx) + 2 * sp.atanh(xx)).rewrite(sp.log))
 
 
+def _id_uv_hessian_blocks():
+    # F(u, v) = ||X (u*v) - y||^2/(2n), n = d = 2 with symbolic X, y: the (u, v) Hessian is
+    # [[D_v H D_v, D_v H D_u + D_g], [D_u H D_v + D_g, D_u H D_u]], H = X^T X/n, g = X^T (X beta - y)/n
+    nn = 2
+    Xs = sp.Matrix(2, 2, sp.symbols("x11 x12 x21 x22", real=True))
+    ys = sp.Matrix(sp.symbols("y1 y2", real=True))
+    us, vs = sp.symbols("u1 u2", real=True), sp.symbols("v1 v2", real=True)
+    bb = sp.Matrix([us[i] * vs[i] for i in range(2)])
+    res = Xs * bb - ys
+    F = (res.T * res)[0] / (2 * nn)
+    hess = sp.hessian(F, list(us) + list(vs))
+    Hm = Xs.T * Xs / nn
+    gv = Xs.T * res / nn
+    Du, Dv, Dg = sp.diag(*us), sp.diag(*vs), sp.diag(*gv)
+    blocks = sp.Matrix(sp.BlockMatrix([[Dv * Hm * Dv, Dv * Hm * Du + Dg], [Du * Hm * Dv + Dg, Du * Hm * Du]]))
+    return (hess - blocks).applyfunc(sp.expand)
+
+
 IDENTITIES = [
     Identity("q_prime", _id_q_prime, "q'(z) = arcsinh(z/2), q(z) = 2 - sqrt(4+z^2) + z asinh(z/2)", "Woodworth et al. 2020"),
     Identity("q_zero", _id_q_zero, "q(0) = 0", "Woodworth et al. 2020"),
@@ -149,6 +168,7 @@ IDENTITIES = [
     Identity("depth3_dual_potential", _id_dual_potential_D3, "H'(s) = h_3(s) for the depth-3 dual potential", "Woodworth et al. 2020"),
     Identity("gd_multiplicative", _id_gd_updates, "GD/SGD: (u+v)' = (1-gg)(u+v), (u-v)' = (1+gg)(u-v), u'^2-v'^2 = (1-g^2g^2)(u^2-v^2)", "Even et al. 2023"),
     Identity("beta_from_uv", _id_beta_sinh_log, "beta = (u^2-v^2)/2 sinh(ln((u+v)/(u-v)))", "Even et al. 2023"),
+    Identity("uv_hessian_blocks", _id_uv_hessian_blocks, "(u,v) Hessian of L(u*v) = [[D_v H D_v, D_v H D_u + D_g], [D_u H D_v + D_g, D_u H D_u]]", "Even et al. 2023"),
     Identity("mirror_step", _id_mirror_step, "ln((1-x)/(1+x)) = -2 artanh(x): exact mirror step of GD/SGD", "Even et al. 2023"),
 ]
 
@@ -454,3 +474,43 @@ def saddle_to_saddle(X, y, max_jumps=100, tol=1e-12):
         betas.append(beta.copy())
         losses.append(float(np.sum((X @ beta - y) ** 2) / (2 * n)))
     return np.array(taus), np.array(betas), np.array(losses)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# linear stability of GD along the gradient-flow path (GD phase diagram)
+
+
+def uv_hessian_blocks(X, y, u, v):
+    """(u, v) Hessian of F = L(u*v) from its blocks [[D_v H D_v, D_v H D_u + D_g], [., D_u H D_u]], H = X^T X/n,
+    g = X^T (X u*v - y)/n (sympy identity `uv_hessian_blocks`); X (n,d), y (n,), u, v (d,) -> (2d, 2d) numpy."""
+    X, y = _check_Xy(X, y)
+    u, v = np.asarray(u, float), np.asarray(v, float)
+    if u.shape != (X.shape[1],) or v.shape != (X.shape[1],):
+        raise ValueError(f"u and v must have shape ({X.shape[1]},), got {u.shape}, {v.shape}")
+    n = X.shape[0]
+    H = X.T @ X / n
+    g = X.T @ (X @ (u * v) - y) / n
+    Huv = v[:, None] * H * u[None, :] + np.diag(g)
+    return np.block([[v[:, None] * H * v[None, :], Huv], [Huv.T, u[:, None] * H * u[None, :]]])
+
+
+def uv_from_beta(beta, alpha):
+    """(P) weights on the GF path (u^2 - v^2 = 2 alpha^2, u*v = beta, u > 0): u^2 = alpha^2 + sqrt(alpha^4 + beta^2),
+    v = beta/u; beta (..., d) -> (u, v)."""
+    beta = np.asarray(beta, float)
+    u = np.sqrt(alpha**2 + np.sqrt(alpha**4 + beta**2))
+    return u, beta / u
+
+
+def gf_path_sharpness(X, y, alpha, ts):
+    """lambda_max of the (u, v) Hessian along the (P) gradient flow from u = sqrt2 alpha, v = 0 at times ts
+    (reduced mirror ODE + block Hessian); linear stability of GD along the path needs gamma lambda_max < 2. -> (len(ts),)."""
+    X, y = _check_Xy(X, y)
+    if not float(alpha) > 0:
+        raise ValueError("alpha must be positive")
+    betas = reduced_flow(X, y, float(alpha), ts, parametrisation="P")
+    out = []
+    for b in betas:
+        uu, vv = uv_from_beta(b, float(alpha))
+        out.append(np.linalg.eigvalsh(uv_hessian_blocks(X, y, uu, vv))[-1])
+    return np.asarray(out)

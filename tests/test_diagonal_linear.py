@@ -250,7 +250,7 @@ def test_bad_input(data, call, match):
 @pytest.mark.slow
 @pytest.mark.parametrize("name", ["mirror_flow", "gf_limit", "gf_limit_depth3", "gd_implicit_bias",
                                   "sgd_implicit_bias", "stability_bias", "saddle_to_saddle",
-                                  "large_step_sgd", "phase_diagram"])
+                                  "large_step_sgd", "phase_diagram", "phase_diagram_gd"])
 def test_quick_validation(name, tmp_path):
     from sims.run import validate_experiment
 
