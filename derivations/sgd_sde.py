@@ -9,6 +9,8 @@ Contents (spec: shared/spec/sgd_sde.md):
 3. Mean-square stability: spectral radius of the closure matrix A (Wu, Ma & E 2018; Ma & Ying 2021).
 4. Stochastic modified equations (Li, Tai & E 2017): local weak expansions of SGD and the SME to O(eta^2).
 5. Malladi et al. 2022: invariance of the RMSprop/Adam SDE constants under the square-root scaling rule.
+6. Escape from a cubic well: exact MFPT of the SDE, Kramers' law, and the exact mean escape time of the SGD Markov
+   chain itself (minibatch Hessian-shaped noise, Nystrom); the renewal estimator's expectation.
 
 Closed forms are plain jax.numpy functions (jit/vmap/grad-safe); nothing here imports `toymodels`.
 """
@@ -39,6 +41,8 @@ __all__ = [
     "adam_sde_loss",
     "kramers_time",
     "exact_mfpt",
+    "sgd_chain_mfpt",
+    "renewal_tau_mean",
 ]
 
 # ----------------------------------------------------------------------------------------------------------
@@ -233,6 +237,27 @@ def _mfpt_ode():
     return _T * sp.diff(tau_p, x) - sp.diff(U(x), x) * tau_p + 1
 
 
+def _em_invariant_density():
+    # Euler-Maruyama / SGD with Gaussian noise, x' = x - eta U' + sqrt(2 T eta) z: E f(x') - f = eta L f + eta^2 L2 f +
+    # O(eta^3), L f = -U' f_x + T f_xx, L2 f = U'^2 f_xx/2 - U' T f_xxx + T^2 f_xxxx/2. Its invariant density is
+    # rho0 (1 + eta g + O(eta^2)), rho0 = e^{-U/T}, iff L g = -rho0^{-1} L2^dagger rho0; g = U'^2/(4T) - U''/2.
+    U = sp.Function("U")(x)
+    b = -sp.diff(U, x)
+    rho0 = sp.exp(-U / _T)
+    g = sp.diff(U, x) ** 2 / (4 * _T) - sp.diff(U, x, 2) / 2
+    Lg = b * sp.diff(g, x) + _T * sp.diff(g, x, 2)
+    L2_adj = sp.diff(b**2 * rho0, x, 2) / 2 - sp.diff(b * _T * rho0, x, 3) + _T**2 * sp.diff(rho0, x, 4) / 2
+    return Lg + L2_adj / rho0
+
+
+def _renewal_count():
+    # lattice renewal process with step counts X, F(s) = E s^X = 1 - mu u + a u^2 + O(u^3) at u = 1 - s, a = E X(X-1)/2:
+    # sum_n E[renewals at n] s^n = F/(1 - F) = 1/(mu u) + (a/mu^2 - 1) + O(u), so E n(N) = (N+1)/mu + a/mu^2 - 1 + o(1)
+    u, mu, a, c3 = sp.symbols("u mu a c3", positive=True)
+    F = 1 - mu * u + a * u**2 - c3 * u**3
+    return sp.series(F / (1 - F), u, 0, 1).removeO() - (1 / (mu * u) + a / mu**2 - 1)
+
+
 IDENTITIES = [
     Identity("discrete_lyapunov", _discrete_lyapunov_residual,
              "commuting-case Sigma_ij = eta c_ij / (B(l_i + l_j - eta l_i l_j)) solves Sigma = A Sigma A + eta^2 C/B"),
@@ -270,6 +295,13 @@ IDENTITIES = [
     Identity("mfpt_backward_equation", _mfpt_ode,
              "the double-integral mean first-passage time solves T tau'' - U' tau' = -1 (reflecting at -inf)",
              paper="Gardiner, Handbook of Stochastic Methods"),
+    Identity("em_invariant_density", _em_invariant_density,
+             "SGD/Euler-Maruyama stationary density e^{-U/T}(1 + eta(U'^2/(4T) - U''/2)) + O(eta^2): at critical points "
+             "the barrier shifts by eta T (U''(a) - U''(b))/2, not by a global temperature rescaling",
+             paper="Talay & Tubaro 1990 (invariant-measure expansion)"),
+    Identity("renewal_count", _renewal_count,
+             "lattice renewal function: F/(1-F) = 1/(mu(1-s)) + E X(X-1)/(2 mu^2) - 1 + O(1-s), whence the renewal "
+             "escape-time estimator's expectation", paper="Feller, vol. 1, ch. XIII"),
     Identity("sqrt_rule_invariance", _sqrt_rule_invariance,
              "sigma*eta, eps*eta, (1-beta)/eta^2 and SDE time k eta^2 are invariant under the square-root scaling rule",
              paper="Malladi, Lyu, Panigrahi & Arora 2022"),
@@ -494,6 +526,58 @@ def exact_mfpt(barrier, width, temperature, x0=0.0, x_exit_rel=1.5, n_grid=40001
     mask = xs >= x0
     xm, fm = xs[mask], f[mask]
     return float(np.sum(0.5 * (fm[1:] + fm[:-1]) * np.diff(xm)))
+
+
+def sgd_chain_mfpt(barrier, width, eta, batch, noise_scale=1.0, x0=0.0, x_exit_rel=1.5, points_per_sigma=8.0,
+                   n_max=6000, moments=False):
+    """Exact mean escape time (time units t = k eta) of the SGD Markov chain x' = x - eta (U'(x) + sqrt(s h/B) z),
+    z ~ N(0, 1), h = U''(0) = 6 dU/w^2 (Hessian-shaped noise C = s h, batch B), cubic well, absorbed at x >= x_exit:
+    the mean step count solves m(x) = 1 + int_{y < x_exit} N(y; x - eta U'(x), eta^2 s h/B) m(y) dy (Nystrom,
+    trapezoid with spacing sigma/points_per_sigma on [x_lo, x_exit], x_lo where U - U(0) = 40 T). Returns eta m(x0), or
+    with moments=True the first two moments (E N, E N^2) of the step count N from x0."""
+    import scipy.linalg as sla
+
+    for name, v in (("barrier", barrier), ("width", width), ("eta", eta), ("batch", batch),
+                    ("noise_scale", noise_scale), ("points_per_sigma", points_per_sigma)):
+        _check_concrete_positive(name, v)
+    if not x_exit_rel > 1.0:
+        raise ValueError(f"x_exit_rel must be > 1 (beyond the barrier), got {x_exit_rel!r}")
+    h = 6.0 * barrier / width**2
+    if not eta * h < 2.0:
+        raise ValueError(f"eta * U''(0) must be < 2 (stable SGD at the minimum), got eta={eta!r}, h={h!r}")
+    sigma = eta * np.sqrt(noise_scale * h / batch)
+    T = eta * noise_scale * h / (2.0 * batch)
+    lo = -width * np.sqrt(40.0 * T / (3.0 * barrier))
+    x_exit = x_exit_rel * width
+    n = int(np.ceil((x_exit - lo) / sigma * points_per_sigma)) + 1
+    if n > n_max:
+        raise ValueError(f"the Nystrom grid needs {n} > n_max={n_max} points (sigma={sigma:.3g}); raise n_max")
+    xs = np.linspace(lo, x_exit, n)
+    wq = np.full(n, xs[1] - xs[0])
+    wq[[0, -1]] *= 0.5
+    Up = lambda y: barrier / width * (6.0 * (y / width) - 6.0 * (y / width) ** 2)
+
+    def kernel(xa):
+        mu = xa - eta * Up(xa)
+        return np.exp(-0.5 * ((xs[None, :] - mu[:, None]) / sigma) ** 2) / (sigma * np.sqrt(2 * np.pi)) * wq[None, :]
+
+    # step count N from x: E N = 1 + K E N, E N^2 = 1 + 2 K E N + K E N^2 (N = 1 + N' after one step)
+    lu = sla.lu_factor(np.eye(n) - kernel(xs))
+    m1 = sla.lu_solve(lu, np.ones(n))
+    m2 = sla.lu_solve(lu, 1.0 + 2.0 * (m1 - 1.0))
+    k0 = kernel(np.atleast_1d(float(x0)))[0]
+    n1, n2 = 1.0 + k0 @ m1, 1.0 + 2.0 * (k0 @ m1) + k0 @ m2
+    return (float(n1), float(n2)) if moments else float(eta * n1)
+
+
+def renewal_tau_mean(num_steps, eta, n1, n2):
+    """Expectation (to o(1) in the count) of the renewal estimator tau_hat = N eta / n(N) of the mean cycle time, for
+    i.i.d. integer cycle lengths with E X = n1, E X^2 = n2: E n(N) = N/n1 + n2/(2 n1^2) + 1/(2 n1) - 1 (Feller)."""
+    for name, v in (("num_steps", num_steps), ("eta", eta), ("n1", n1), ("n2", n2)):
+        _check_concrete_positive(name, v)
+    if not n1 >= 1.0 or not n2 >= n1**2:
+        raise ValueError(f"need n1 >= 1 and n2 >= n1^2 (moments of a count >= 1), got n1={n1!r}, n2={n2!r}")
+    return num_steps * eta / (num_steps / n1 + n2 / (2.0 * n1**2) + 1.0 / (2.0 * n1) - 1.0)
 
 
 def adam_sde_loss(h, x0, sigma0, eps0, c1, t):

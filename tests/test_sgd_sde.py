@@ -235,7 +235,8 @@ def test_bad_input_simulators():
 # ---------------------------------------------------------------------------------------------------------- experiments
 @pytest.mark.slow
 @pytest.mark.parametrize("name", ["sgd_sde.ou_covariance", "sgd_sde.learning_curves", "sgd_sde.stability",
-                                  "sgd_sde.sme_weak_error", "sgd_sde.sqrt_scaling", "sgd_sde.escape"])
+                                  "sgd_sde.sme_weak_error", "sgd_sde.sqrt_scaling", "sgd_sde.escape",
+                                  "sgd_sde.escape_batch"])
 def test_quick_validation(name, results_dir):
     from sims.run import validate_experiment
 

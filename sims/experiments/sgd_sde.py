@@ -565,8 +565,9 @@ def _esc_compare(ds, config):
     for r in ds.r.values:
         p = ds.sel(r=r)
         T, h, eta = esc_params(config, float(r))
-        for name, dt, tau, se in (("SDE (Euler-Maruyama)", config["sde_dt"], p.sde_tau, p.sde_sem),
-                                  ("SGD with Hessian noise", eta, p.sgd_tau, p.sgd_sem)):
+        for name, dt, tau, se, n_steps in (
+                ("SDE (Euler-Maruyama)", config["sde_dt"], p.sde_tau, p.sde_sem, config["sde_steps"]),
+                ("SGD with Hessian noise", eta, p.sgd_tau, p.sgd_sem, config["sgd_steps"])):
             exact, kramers, allow = escape_theory(config, float(r), dt)
             checks.append(Check(
                 f"{name} mean escape time = exact MFPT (dU/T={r:g}, step {dt:.3g}, h*step={h * dt:.3g})", exact,
@@ -574,7 +575,26 @@ def _esc_compare(ds, config):
                 f"renewal estimator over {config['n_paths']} paths; tolerance {K_SE:g} SE + discrete-step allowance "
                 f"{allow:.3g} (boundary shift 0.5826 sqrt(2T dt) + temperature shift T/(1 - h dt/2)); "
                 f"Kramers' asymptotic {kramers:.4g} is off by {kramers / exact - 1:+.1%}"))
+            # tight: the exact mean escape time of the discrete chain itself (step dt, noise variance 2 T dt), as the
+            # renewal estimator's expectation (sgd_sde.escape_batch's theory with B = 1, s = 2T/(dt h))
+            est, chain, quad = _chain_estimator(config["barrier"], config["width"], dt, 1.0, 2 * T / (dt * h),
+                                                config["x_exit_rel"], n_steps)
+            jensen = float(tau) * float(se / tau) ** 2
+            checks.append(Check(
+                f"{name} mean escape time = exact MFPT of the discrete chain (dU/T={r:g}, h*step={h * dt:.3g})", est,
+                float(tau), abs(float(tau) - est), K_SE * float(se) + quad + jensen,
+                f"Nystrom MFPT of the chain {chain:.5g} (renewal-estimator expectation {est:.5g}); tolerance {K_SE:g} SE + "
+                f"Nystrom error {quad:.2g} + ratio bias {jensen:.2g}; the discretisation bias vs the SDE is "
+                f"{chain / exact - 1:+.2%} (allowance above: {allow / exact:.1%})"))
     return checks
+
+
+def _chain_estimator(barrier, width, eta, batch, noise_scale, x_exit_rel, num_steps):
+    """(renewal-estimator expectation, exact chain MFPT, Nystrom error) for the SGD chain on the cubic well."""
+    n1, n2 = theory.sgd_chain_mfpt(barrier, width, eta, batch, noise_scale, x_exit_rel=x_exit_rel,
+                                   points_per_sigma=16, moments=True)
+    n1c = theory.sgd_chain_mfpt(barrier, width, eta, batch, noise_scale, x_exit_rel=x_exit_rel, points_per_sigma=8)
+    return theory.renewal_tau_mean(num_steps, eta, n1, n2), eta * n1, abs(eta * n1 - n1c)
 
 
 register(Experiment(
@@ -583,5 +603,135 @@ register(Experiment(
           "first-passage time; Kramers' law accuracy vs barrier/temperature",
     paper="Kramers 1940; Xie, Sato & Sugiyama 2021",
     grid=_esc_grid, config=_esc_config, simulate=_esc_simulate, compare=_esc_compare,
+    chunk_size=64,
+))
+
+
+# ------------------------------------------------------------------------------- 6b. escape vs eta/B, batch, curvature
+# Online minibatch SGD x' = x - eta (U'(x) + sqrt(s h/B) z) on the cubic well (barrier dU, well curvature h = 6 dU/w^2),
+# Hessian-shaped gradient noise C = s h, effective temperature T = eta s h/(2B). Three families of points:
+#   route "eta": B = 1, eta varied           (T spans a factor 16 through the step size),
+#   route "B":   eta = eta_max, B varied     (the same temperatures through the batch size: larger h eta),
+#   "curvature": B = 1, eta fixed, h varied  (fixed eta/B: flatter wells are colder, T ∝ h; Xie et al. 2021).
+# Theory: the exact mean escape time of the SGD Markov chain itself (Nystrom, derivations.sgd_sde.sgd_chain_mfpt), the
+# exact MFPT of the SDE at the same T (its difference from the chain is the discretisation bias), and Kramers' law.
+ESC_ETA_CURV = 0.06  # step size of the curvature points (B = 1)
+
+
+def esc_batch_points(quick):
+    """[(B, eta, h, route)]: route "eta" (B=1), route "B" (eta = eta_max) and "curvature" (B=1, eta fixed)."""
+    etas = [0.24, 0.06, 0.015] if quick else [0.24, 0.12, 0.06, 0.03, 0.015]
+    batches = [4.0, 16.0] if quick else [2.0, 4.0, 8.0, 16.0]
+    hs = [0.5, 2.0] if quick else [0.25, 0.5, 2.0, 4.0]
+    pts = [(1.0, e, 1.0, "eta") for e in etas] + [(b, etas[0], 1.0, "B") for b in batches]
+    return pts + [(1.0, ESC_ETA_CURV, h, "curvature") for h in hs]
+
+
+def _escb_grid(quick):
+    pts = esc_batch_points(quick)
+    return Grid.zip(dim="point", batch=[p[0] for p in pts], eta=[p[1] for p in pts], curv=[p[2] for p in pts])
+
+
+def _escb_config(quick):
+    return {"barrier": 0.03, "noise_scale": 1.0, "x_exit_rel": 1.5,
+            "n_paths": 1000 if quick else 4000, "num_steps": 25000 if quick else 100000}
+
+
+def _escb_simulate(point, key, config):
+    width = jnp.sqrt(6.0 * config["barrier"] / point["curv"])
+    out = sim.sgd_escape_renewal(config["barrier"], width, point["eta"], point["batch"], key,
+                                 noise_scale=config["noise_scale"], n_paths=config["n_paths"],
+                                 num_steps=config["num_steps"], x_exit_rel=config["x_exit_rel"])
+    return {"tau": out["tau"], "tau_sem": out["tau_sem"], "escapes": out["escapes"]}
+
+
+def escape_batch_theory(config, batch, eta, h):
+    """Theory at one point: dict with r = dU/T, the SGD chain's MFPT (and its Nystrom error), the renewal estimator's
+    expectation over num_steps steps (renewal theorem: E n = N/mu + E N^2/(2 mu^2) + 1/(2 mu) - 1), the SDE's exact
+    MFPT at T = eta s h/(2B), and Kramers' law."""
+    dU, s, xr = config["barrier"], config["noise_scale"], config["x_exit_rel"]
+    w = float(np.sqrt(6.0 * dU / h))
+    T = eta * s * h / (2.0 * batch)
+    est, chain, quad = _chain_estimator(dU, w, eta, batch, s, xr, config["num_steps"])
+    return {"r": dU / T, "T": T, "h_eta": h * eta, "chain": chain, "estimator": est,
+            "quad": quad, "sde": theory.exact_mfpt(dU, w, T, x_exit_rel=xr),
+            "kramers": float(theory.kramers_time(dU, w, T))}
+
+
+def _escb_compare(ds, config):
+    ds = ds.isel(seed=0)
+    P = config["n_paths"]
+    rows = []
+    for i in range(ds.sizes["point"]):
+        p = ds.isel(point=i)
+        B, eta, h = float(p.batch), float(p.eta), float(p.curv)
+        th = escape_batch_theory(config, B, eta, h)
+        rows.append((B, eta, h, th, float(p.tau), float(p.tau_sem)))
+    checks = []
+    for B, eta, h, th, tau, se in rows:
+        where = f"B={B:g}, eta={eta:g}, h={h:g}: dU/T={th['r']:.3g}, h eta={th['h_eta']:.3g}"
+        jensen = tau * (se / tau) ** 2  # E[1/mean(n)] - 1/E[n]: relative (SE/tau)^2
+        checks.append(Check(
+            f"SGD mean escape time = exact MFPT of the SGD chain ({where})", th["estimator"], tau,
+            abs(tau - th["estimator"]), K_SE * se + th["quad"] + jensen,
+            f"renewal estimator over {P} paths x {config['num_steps']} steps (theory: its expectation from the chain's "
+            f"first two moments, chain MFPT {th['chain']:.5g}); tolerance {K_SE:g} SE + Nystrom error {th['quad']:.2g}"
+            f" + ratio bias {jensen:.2g}"))
+        bias = th["estimator"] - th["sde"]
+        checks.append(Check(
+            f"SGD mean escape time = exact SDE MFPT at T = eta h/(2B) up to the discretisation bias ({where})",
+            th["sde"], tau, abs(tau - th["sde"]), K_SE * se + abs(bias) + th["quad"] + jensen,
+            f"derived discretisation bias (SGD chain - SDE) {bias / th['sde']:+.2%}; tolerance {K_SE:g} SE + |bias| + "
+            f"Nystrom error + ratio bias; "
+            f"Kramers' asymptotic {th['kramers']:.4g} is off from the exact SDE MFPT by "
+            f"{th['kramers'] / th['sde'] - 1:+.1%}"))
+    # two routes to one temperature: same eta/B, different eta (route "eta" vs route "B")
+    for i, (B1, e1, h1, t1, tau1, se1) in enumerate(rows):
+        for B2, e2, h2, t2, tau2, se2 in rows[i + 1:]:
+            if h1 == h2 == 1.0 and B1 == 1.0 and B2 > 1.0 and np.isclose(e1 / B1, e2 / B2):
+                ratio = tau2 / tau1
+                rse = ratio * np.hypot(se1 / tau1, se2 / tau2)
+                checks.append(Check(
+                    f"same T, two routes: tau(B={B2:g}, eta={e2:g}) / tau(B=1, eta={e1:g}) = chain ratio "
+                    f"(dU/T={t1['r']:.3g})", t2["estimator"] / t1["estimator"], ratio,
+                    abs(ratio - t2["estimator"] / t1["estimator"]),
+                    K_SE * rse + ratio * (t1["quad"] / t1["chain"] + t2["quad"] / t2["chain"]),
+                    f"eta/B alone fixes the SDE (ratio 1); the SGD chains differ at O(h eta) = {t1['h_eta']:.3g} vs "
+                    f"{t2['h_eta']:.3g}; tolerance {K_SE:g} propagated SE"))
+    # curvature at fixed eta/B: d log tau / d(1/h), weighted least squares, vs the chain (Kramers: 2 B dU/(eta s))
+    cur = [(h, th, tau, se) for B, eta, h, th, tau, se in rows if B == 1.0 and eta == ESC_ETA_CURV]
+    if len(cur) >= 2:
+        x = np.array([1.0 / c[0] for c in cur])
+        wts = np.array([(c[2] / c[3]) ** 2 for c in cur])  # 1 / var(log tau)
+        X = np.stack([np.ones_like(x), x], 1)
+        cov = np.linalg.inv(X.T @ (wts[:, None] * X))
+
+        def slope(y):
+            return float((cov @ X.T @ (wts * y))[1])
+
+        s_sim = slope(np.log([c[2] for c in cur]))
+        s_th = slope(np.log([c[1]["estimator"] for c in cur]))
+        s_sde = slope(np.log([c[1]["sde"] for c in cur]))
+        coef = (cov @ X.T * wts)[1]  # slope = coef . log(tau): propagate the theory's relative Nystrom errors
+        quad = float(np.sum(np.abs(coef) * [c[1]["quad"] / c[1]["chain"] for c in cur]))
+        s_kr = slope(np.log([c[1]["kramers"] for c in cur]))
+        s_exp = 2.0 * config["barrier"] / (ESC_ETA_CURV * config["noise_scale"])
+        checks.append(Check(
+            "fixed eta/B, curvature h varied: slope d log tau / d(1/h) = chain theory (flat minima are kept longer)",
+            s_th, s_sim, abs(s_sim - s_th), K_SE * float(np.sqrt(cov[1, 1])) + quad,
+            f"weighted LS over h = {', '.join(f'{c[0]:g}' for c in cur)}; tolerance {K_SE:g} SE of the slope; exact "
+            f"SDE slope {s_sde:.4g}; Kramers' law {s_kr:.4g}, of which the exponent 2 B dU/(eta s) (Xie et al.) gives "
+            f"{s_exp:.4g} and the prefactor 1/h the rest"))
+    return checks
+
+
+register(Experiment(
+    name="sgd_sde.escape_batch", family="sgd_sde",
+    claim="escape from a cubic well by minibatch SGD with Hessian-shaped noise: mean escape time vs eta/B by two "
+          "routes (eta at B = 1; B in {1, 4, 16} at fixed eta) and vs curvature, against the exact MFPT of the SGD "
+          "chain and of the SDE at T = eta h/(2B), with Kramers' accuracy vs barrier/T",
+    paper="Kramers 1940; Xie, Sato & Sugiyama 2021",
+    grid=_escb_grid, config=_escb_config, simulate=_escb_simulate, compare=_escb_compare,
+    dims={"tau": (), "tau_sem": (), "escapes": ()},
     chunk_size=64,
 ))
