@@ -20,7 +20,7 @@ from .iterate import iterate
 __all__ = [
     "make_data", "loss", "beta_of", "init_uv", "uv_hessian", "sharpness",
     "gradient_flow_trajectory", "gradient_flow_limit", "implicit_bias_solution", "run_gd",
-    "make_saddle_data", "gradient_flow_accelerated",
+    "make_saddle_data", "gradient_flow_accelerated", "make_woodworth_data",
 ]
 
 
@@ -40,6 +40,35 @@ def make_data(n: int = 20, d: int = 40, k: int = 3, seed: int = 0, mu: float = 0
     beta = np.zeros(d)
     beta[:k] = rng.choice([-1, 1], k) * (1 + rng.random(k))
     return X, X @ beta, beta
+
+
+def make_woodworth_data(n: int = 100, d: int = 1000, s: int = 5, noise_var: float = 0.01, seed: int = 1993,
+                        n_test: int = 2000, exact_mvn: bool = False):
+    """Azulay et al. 2021 "Woodworth" dataset (spec A.1): legacy np.random stream seeded `seed`: X ~ N(0, I)^{n x d},
+    an (n_test, d) test draw, support = choice(d, s, replace=False), w*_S = 1/sqrt(s), y = X w* + sqrt(noise_var) N(0,1)^n.
+
+    Returns (X (n,d), y (n,), w_star (d,)) as float64 numpy. Draws in the order of `shaharazulay/implicit-bias`
+    (the test draw sits between X and the support, so it changes the support). multivariate_normal(0, I) is
+    standard_normal @ (sqrt(s) vh) with svd(I) = (u, s, vh); where LAPACK returns vh = I this is the plain standard
+    normal stream, which is used unless exact_mvn=True (slow: an SVD of a d x d matrix per draw)."""
+    for name, val in (("n", n), ("d", d), ("s", s), ("n_test", n_test)):
+        if not isinstance(val, (int, np.integer)) or val < 1:
+            raise ValueError(f"{name} must be a positive int, got {val!r}")
+    if s > d:
+        raise ValueError(f"s must be <= d, got s={s}, d={d}")
+    if not (np.isfinite(noise_var) and noise_var >= 0):
+        raise ValueError(f"noise_var must be finite and >= 0, got {noise_var!r}")
+    rs = np.random.RandomState(seed)
+    if exact_mvn:
+        X = rs.multivariate_normal(np.zeros(d), np.eye(d), size=n)
+        rs.multivariate_normal(np.zeros(d), np.eye(d), size=n_test)
+    else:
+        X = rs.standard_normal((n, d))
+        rs.standard_normal((n_test, d))
+    w_star = np.zeros(d)
+    w_star[rs.choice(np.arange(d), s, replace=False)] = 1.0 / np.sqrt(s)
+    y = X @ w_star + np.sqrt(noise_var) * rs.randn(n)
+    return X, y, w_star
 
 
 def _check_problem(X, y):
