@@ -801,25 +801,25 @@ def _w1d_compare(ds, config):
                         half = ts[np.argmax(sig_th >= 0.5 * s[k])] if k >= 0 else 0.0
                         dist_th = np.abs(sig_th - s[k]) / s[k] if k >= 0 else sig_th
                         fit = [_w1d_fit_rate(ts[: last + 1], d[: last + 1], config["band"], half) for d in (dist, dist_th)]
-                        lin.append((name, N, r_th, fit[0], fit[1]))
+                        lin.append((f"{name} sigma0={sigma0:g}", N, r_th, fit[0], fit[1]))
                 if k < 0 and rho_inf < 0 and N >= 3:
                     # w = sigma^{-(1-2/N)}: tau w' = (N-2)(sigma - rho) -> (N-2) s_m; fit on the last decade resolved
                     win = use & (ts >= ts[last] / 10)
                     slope = float(np.polyfit(ts[win], sig[win] ** (-(1 - 2 / N)), 1)[0])
                     dev = (N - 2) * float(np.max(np.abs(sig_th[win] - th_["rho"][win] + rho_inf)))
-                    poly.append((name, N, (N - 2) * -rho_inf, slope, dev))
+                    poly.append((f"sigma0={sigma0:g}", N, (N - 2) * -rho_inf, slope, dev))
                     # direction: ln(a_2/a_3)^2 = ln(W22/W33) vs ln t slope -> -2 (s_2 - s_3)/((N-2) s_3)
                     ratio = W[win, 1, 1] / W[win, 2, 2]
                     dslope = float(np.polyfit(np.log(ts[win]), np.log(ratio), 1)[0])
                     w_th = sig_th[win] ** (-(1 - 2 / N))
                     exact_local = -2 * (s[1] - s[2]) * ts[win] / w_th
                     asym = -2 * (s[1] - s[2]) / ((N - 2) * s[2])
-                    dir_rows.append((N, asym, dslope, float(np.max(np.abs(exact_local - asym)))))
+                    dir_rows.append((f"sigma0={sigma0:g} N={N}", asym, dslope, float(np.max(np.abs(exact_local - asym)))))
                 if k < 0 and rho_inf == 0:
                     # null start: v = sigma^{-(2-2/N)} grows at exactly 2(N-1)
                     win = use & (ts >= 10.0)
                     slope = float(np.polyfit(ts[win], sig[win] ** (-(2 - 2 / N)), 1)[0])
-                    null_rows.append((N, 2 * (N - 1), slope))
+                    null_rows.append((f"sigma0={sigma0:g} N={N}", 2 * (N - 1), slope))
     checks = [
         Check(f"depth-N width-one net, balanced starts W = sigma a b^T ({n_cmp} runs, N = 2, 3, 4): layer-wise GF vs "
               "exact reduction (Oja direction in the clock sigma^(1-2/N) dt, Bernoulli magnitude): max |sigma_sim - "
@@ -853,7 +853,7 @@ def _w1d_compare(ds, config):
             "polynomial stage into the origin (N >= 3, a0 = -b0): sigma^(-(1-2/N)) grows linearly at (N-2) s_min, "
             "i.e. sigma ~ ((N-2) s_min t)^(-N/(N-2)): max excess of |fitted slope - (N-2) s_min| over the exact "
             "finite-time bound (N-2) max|sigma - rho - s_min| on the window", worst[2], worst[3], float(max(err, 0.0)),
-            0.0, "; ".join(f"N={N}: {r:g} vs {m:.6g} (bound {dev:.2g})" for _, N, r, m, dev in poly)))
+            0.0, "; ".join(f"{lab} N={N}: {r:g} vs {m:.6g} (bound {dev:.2g})" for lab, N, r, m, dev in poly)))
     if dir_rows:
         err = max(abs(m - a) - bnd - 1e-3 for _, a, m, bnd in dir_rows)
         worst = max(dir_rows, key=lambda x: abs(x[2] - x[1]) - x[3])
@@ -861,13 +861,13 @@ def _w1d_compare(ds, config):
             "polynomial direction stage (N >= 3): ln(a_2/a_3)^2 vs ln t has slope -2(s_2 - s_3)/((N-2) s_3) "
             "(-2 at N=3, -1 at N=4): max excess of |fit - asymptote| over the finite-t correction |2(s2-s3) t/w - "
             "asymptote| (closed form) + 1e-3 fit error", worst[1], worst[2], float(max(err, 0.0)), 0.0,
-            "; ".join(f"N={N}: {a:g} vs {m:.5g} (correction {b:.2g})" for N, a, m, b in dir_rows)))
+            "; ".join(f"{lab}: {a:g} vs {m:.5g} (correction {b:.2g})" for lab, a, m, b in dir_rows)))
     if null_rows:
         err = max(abs(m - r) / r for _, r, m in null_rows)
         checks.append(Check(
             "polynomial stage in the null space (all N): sigma^(-(2-2/N)) grows at exactly 2(N-1), sigma ~ "
             "(2(N-1)t)^(-N/(2N-2)) (1/(2t) at N = 2): max relative slope error", 0.0, float(err), float(err), 1e-6,
-            "rho = 0 exactly, so the law is exact; tol from Tsit5 rtol; " + "; ".join(f"N={N}: {r:g} vs {m:.8g}" for N, r, m in null_rows)))
+            "rho = 0 exactly, so the law is exact; tol from Tsit5 rtol; " + "; ".join(f"{lab}: {r:g} vs {m:.8g}" for lab, r, m in null_rows)))
     return checks
 
 
