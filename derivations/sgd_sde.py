@@ -31,6 +31,7 @@ __all__ = [
     "moment_recursion",
     "closure_matrix",
     "learning_curve",
+    "compute_optimal_batch",
     "ms_spectral_radius",
     "ms_threshold_1d",
     "ms_threshold",
@@ -437,6 +438,35 @@ def learning_curve(lams, c0, eta, batch_size, noise_var, steps):
     coef = V.T @ (c0 - c_inf)
     c_t = (w[None, :] ** t[:, None] * coef[None, :]) @ V.T + c_inf
     return 0.5 * c_t @ lams + 0.5 * noise_var
+
+
+def compute_optimal_batch(lams, c0, eta, noise_var, budget: int, batch_sizes):
+    """Bordelon & Pehlevan 2022 at a fixed compute budget C = B t (samples = batch size x steps): the closed-form test
+    loss L_{t = C/B}(B) of `learning_curve` for each B, inf where mean-square unstable (rho(A) >= 1), and its argmin B*.
+    lams, c0: (d,); batch_sizes: (n,) positive ints dividing C. Returns (losses (n,) numpy, B* int)."""
+    lams, c0 = np.asarray(lams, dtype=float), np.asarray(c0, dtype=float)
+    if lams.ndim != 1 or c0.shape != lams.shape:
+        raise ValueError(f"lams and c0 must be 1-D of equal length, got {lams.shape}, {c0.shape}")
+    _check_concrete_positive("lams", lams)
+    _check_concrete_positive("eta", eta)
+    if not np.all(np.isfinite(c0)) or np.any(c0 < 0):
+        raise ValueError("c0 must be finite and >= 0")
+    if isinstance(budget, bool) or not isinstance(budget, (int, np.integer)) or budget < 1:
+        raise ValueError(f"budget must be a positive int, got {budget!r}")
+    Bs = np.asarray(batch_sizes)
+    if Bs.ndim != 1 or Bs.size == 0 or not np.issubdtype(Bs.dtype, np.integer) or np.any(Bs < 1):
+        raise ValueError(f"batch_sizes must be a non-empty 1-D array of positive ints, got {batch_sizes!r}")
+    if np.any(budget % Bs):
+        raise ValueError(f"every batch size must divide the budget {budget}, got {Bs.tolist()}")
+    if not (np.isfinite(noise_var) and noise_var >= 0):
+        raise ValueError(f"noise_var must be finite and >= 0, got {noise_var!r}")
+    losses = np.full(Bs.size, np.inf)
+    for n, B in enumerate(Bs.tolist()):
+        if float(ms_spectral_radius(lams, eta, B)) < 1.0:
+            losses[n] = float(learning_curve(lams, c0, eta, B, noise_var, np.array([budget // B]))[0])
+    if not np.any(np.isfinite(losses)):
+        raise ValueError("no batch size is mean-square stable at this eta")
+    return losses, int(Bs[int(np.argmin(losses))])
 
 
 def ms_spectral_radius(lams, eta, batch_size):

@@ -28,6 +28,7 @@ __all__ = [
     "quadratic_sgd_covariance",
     "quadratic_sde_covariance",
     "least_squares_sgd",
+    "least_squares_sgd_budget",
     "sme_coupled",
     "sme_loss",
     "adaptive_noisy_quadratic",
@@ -204,6 +205,54 @@ def least_squares_sgd(
     res = iterate(step, (e0, jnp.zeros(n_paths, dtype=bool)), num_steps, save_every=save_every, observables=obs,
                   monitor=lambda s: jnp.zeros(()), blowup=np.inf)
     return res.observables
+
+
+def least_squares_sgd_budget(
+    Sigma, w_star, noise_std, eta, batch_size, key, *, n_paths: int, budget: int, w0=None, blowup: float = 1e100,
+):
+    """Minibatch SGD on Gaussian least squares at a fixed compute budget C = B t (Bordelon & Pehlevan 2022), written as
+    a stream of C samples: per-example gradients x (x.w - y) are accumulated and w <- w - (eta/B) sum every B samples
+    (the same law as `least_squares_sgd` with batch B for floor(C/B) steps). batch_size may be traced (vmappable).
+    Returns {"loss", "loss_sem", "frac_diverged", "updates"} (scalars) after the C samples, over `n_paths` paths."""
+    Sigma = _matrix("Sigma", Sigma)
+    d = Sigma.shape[0]
+    w_star = jnp.asarray(w_star, dtype=Sigma.dtype)
+    if w_star.shape != (d,):
+        raise ValueError(f"w_star must have shape ({d},), got {w_star.shape}")
+    check_finite_input("w_star", w_star)
+    if not isinstance(noise_std, jax.core.Tracer) and not (np.isfinite(noise_std) and noise_std >= 0):
+        raise ValueError(f"noise_std must be finite and >= 0, got {noise_std!r}")
+    _positive("eta", eta)
+    _positive("batch_size", batch_size)
+    if not isinstance(batch_size, jax.core.Tracer) and float(batch_size) != round(float(batch_size)):
+        raise ValueError(f"batch_size must be a whole number, got {batch_size!r}")
+    n_paths, budget = _count("n_paths", n_paths, 2), _count("budget", budget)
+    w0 = jnp.zeros(d, dtype=Sigma.dtype) if w0 is None else jnp.asarray(w0, dtype=Sigma.dtype)
+    if w0.shape != (d,):
+        raise ValueError(f"w0 must have shape ({d},), got {w0.shape}")
+    check_finite_input("w0", w0)
+    R = psd_sqrt(Sigma)
+    B = jnp.round(jnp.asarray(batch_size)).astype(jnp.int32)
+
+    def tick(carry, s):
+        e, g, dead, n_up = carry
+        k1, k2 = jax.random.split(jax.random.fold_in(key, s))
+        x = jax.random.normal(k1, (n_paths, d), dtype=e.dtype) @ R  # x ~ N(0, Sigma), one example per path
+        eps = noise_std * jax.random.normal(k2, (n_paths,), dtype=e.dtype)
+        g = g + x * (jnp.einsum("pi,pi->p", x, e) - eps)[:, None]  # x (x.w - y), e = w - w*
+        fire = (s + 1) % B == 0
+        new = e - eta / B * g
+        bad = ~jnp.all(jnp.isfinite(new) & (jnp.abs(new) < blowup), axis=1)
+        dead = dead | (fire & bad)
+        e = jnp.where(fire & ~dead[:, None], new, e)
+        return (e, jnp.where(fire, 0.0, g), dead, n_up + fire), None
+
+    e0 = jnp.broadcast_to(w0 - w_star, (n_paths, d))
+    init = (e0, jnp.zeros_like(e0), jnp.zeros(n_paths, dtype=bool), jnp.zeros((), jnp.int32))
+    (e, _, dead, n_up), _ = jax.lax.scan(tick, init, jnp.arange(budget))
+    loss = 0.5 * jnp.einsum("pi,ij,pj->p", e, Sigma, e) + 0.5 * noise_std**2
+    m, se = _mean_sem(loss)
+    return {"loss": m, "loss_sem": se, "frac_diverged": jnp.mean(dead), "updates": n_up}
 
 
 # ---------------------------------------------------------------------------------------------------------- section 4

@@ -189,6 +189,123 @@ register(Experiment(
 ))
 
 
+# ---------------------------------------------------------------------------------------------- 2b. optimal batch size
+# Bordelon & Pehlevan 2022: at a fixed compute budget C = B t (samples seen = batch size x steps) the closed-form
+# learning curve predicts the test loss after t = C/B steps as a function of B, and the compute-optimal batch size B*.
+# Monte-Carlo SGD streams C samples per path and updates every B of them (toymodels.sgd_sde.least_squares_sgd_budget),
+# so the batch size is a traced grid axis and the whole (eta, spectrum, B) grid is one vmapped program.
+OB_BATCHES = [1, 2, 4, 8, 16, 32, 64]
+
+
+def _ob_grid(quick):
+    if quick:
+        return Grid.product(eta=[0.3], b=[1.0, 1.5, 2.0], batch=[float(B) for B in OB_BATCHES])
+    return Grid.product(eta=[0.2, 0.3, 0.4], b=[1.0, 1.25, 1.5, 1.75, 2.0], batch=[float(B) for B in OB_BATCHES])
+
+
+def _ob_config(quick):
+    return {"d": 8, "a": 1.0, "noise_std": 0.1, "budgets": [1024] if quick else [256, 1024, 4096],
+            "n_paths": 2000 if quick else 10000}
+
+
+def _ob_coords(config):
+    return {"budget": np.asarray(config["budgets"])}
+
+
+def _ob_simulate(point, key, config):
+    _, _, Sigma, w_star = ls_problem(config, point["b"])
+    outs = [sim.least_squares_sgd_budget(Sigma, w_star, config["noise_std"], point["eta"], point["batch"],
+                                         jax.random.fold_in(key, C), n_paths=config["n_paths"], budget=C)
+            for C in config["budgets"]]
+    return {k: jnp.stack([o[k] for o in outs]) for k in ("loss", "loss_sem", "frac_diverged", "updates")}
+
+
+def optimal_batch_theory(eta, b, C, config, batches):
+    """Closed-form test loss at budget C for each batch size (inf if mean-square unstable), and B*."""
+    lam, c0, _, _ = (np.asarray(v) for v in ls_problem(config, b))
+    return theory.compute_optimal_batch(lam, c0, eta, config["noise_std"] ** 2, int(C),
+                                        np.asarray(batches).astype(int))
+
+
+def _ob_compare(ds, config):
+    checks = []
+    ds = ds.isel(seed=0)
+    Bs = ds.batch.values.astype(int)
+    for eta in ds.eta.values:
+        for C in ds.budget.values:
+            sets = {}
+            for b in ds.b.values:
+                p = ds.sel(eta=eta, b=b, budget=C)
+                th, B_th = optimal_batch_theory(float(eta), float(b), int(C), config, Bs)
+                mc, se, fd = p.loss.values, p.loss_sem.values, p.frac_diverged.values
+                tag = f"eta={eta:g}, b={b:g}, C={int(C)}"
+                bad_up = np.abs(p.updates.values - int(C) // Bs)
+                if bad_up.max() > 0:
+                    checks.append(Check(f"simulated SGD made exactly C/B updates ({tag})", 0, float(bad_up.max()),
+                                        float(bad_up.max()), 0.0, "bookkeeping of the sample stream"))
+                ok = np.isfinite(th) & (fd == 0)
+                if not np.all(np.isfinite(th)):
+                    checks.append(Check(f"optimal batch {tag}: B={Bs[~np.isfinite(th)].tolist()} mean-square unstable, "
+                                        "excluded", 0, 0, 0, 0, "theory loss infinite; see sgd_sde.stability"))
+                # (a) MC loss = closed form at every stable B
+                z = np.where(ok, np.abs(mc - th) / se, 0.0)
+                i = int(np.argmax(z))
+                checks.append(Check(
+                    f"fixed compute: MC test loss after C/B steps = closed-form learning curve at every B ({tag})",
+                    float(th[i]), float(mc[i]), float(z[i]), K_SE,
+                    f"max over B={Bs[ok].tolist()} of |MC - theory|/SE (worst B={int(Bs[i])}); {config['n_paths']} "
+                    f"independent paths per B, each run for exactly C/B updates; tolerance {K_SE:g} SE"))
+                # (b) the theory's B* is MC-optimal within K SE, and the MC argmin is theory-optimal within K SE
+                mcm = np.where(ok, mc, np.inf)
+                j_mc, j_th = int(np.argmin(mcm)), int(np.argmin(np.where(ok, th, np.inf)))
+                s_pair = float(np.hypot(se[j_th], se[j_mc]))
+                z_th = (mc[j_th] - mc[j_mc]) / s_pair
+                within = [int(B) for B, m, s in zip(Bs, mcm, se) if m - mcm[j_mc] <= K_SE * np.hypot(s, se[j_mc])]
+                sets[float(b)] = set(within)
+                checks.append(Check(
+                    f"compute-optimal batch size: theory B*={B_th} is MC-optimal within {K_SE:g} SE ({tag})",
+                    float(B_th), float(Bs[j_mc]), float(z_th), K_SE,
+                    f"error = (MC loss at theory B* - MC minimum)/SE of the difference; theory/simulated columns = "
+                    f"B* (theory) and MC argmin; B within {K_SE:g} SE of the MC minimum: {within}"))
+                z_mc = (th[j_mc] - th[j_th]) / s_pair
+                checks.append(Check(
+                    f"compute-optimal batch size: MC argmin B={int(Bs[j_mc])} is theory-optimal within {K_SE:g} SE ({tag})",
+                    float(th[j_th]), float(th[j_mc]), float(z_mc), K_SE,
+                    "error = (theory loss at the MC argmin - theory minimum)/SE of the MC difference: the MC could not "
+                    "have told the two apart"))
+                # non-vacuity: the MC resolves the optimum (the largest batch is worse than the MC minimum by > K SE)
+                z_big = (mc[-1] - mc[j_mc]) / float(np.hypot(se[-1], se[j_mc]))
+                checks.append(Check(
+                    f"large batches lose at fixed compute: MC loss at B={int(Bs[-1])} above the MC minimum ({tag})",
+                    float(th[-1] - th[j_th]), float(mc[-1] - mc[j_mc]), K_SE / max(float(z_big), 1e-300), 1.0,
+                    f"error = {K_SE:g}/z, z = (MC(B={int(Bs[-1])}) - MC min)/SE = {z_big:.3g}: passes when the MC "
+                    f"resolves the optimum by more than {K_SE:g} SE; theory/simulated = loss gaps"))
+            # B* moves with the spectrum: the MC-optimal sets of the flattest and steepest spectra are disjoint
+            b_lo, b_hi = min(sets), max(sets)
+            if b_lo != b_hi:
+                overlap = sorted(sets[b_lo] & sets[b_hi])
+                B_lo = optimal_batch_theory(float(eta), b_lo, int(C), config, Bs)[1]
+                B_hi = optimal_batch_theory(float(eta), b_hi, int(C), config, Bs)[1]
+                checks.append(Check(
+                    f"B* depends on the spectrum: MC-optimal batch sizes of b={b_lo:g} and b={b_hi:g} are disjoint "
+                    f"(eta={eta:g}, C={int(C)})", float(B_lo / B_hi), float(min(sets[b_lo]) / max(sets[b_hi])),
+                    float(len(overlap)), 0.0,
+                    f"error = number of B within {K_SE:g} SE of the MC minimum for both spectra ({overlap}); "
+                    f"theory = B*(b={b_lo:g})/B*(b={b_hi:g}), simulated = the smallest/largest ratio over those sets"))
+    return checks
+
+
+register(Experiment(
+    name="sgd_sde.optimal_batch", family="sgd_sde",
+    claim="at a fixed compute budget C = B t the closed-form learning curve gives the test loss vs batch size B of "
+          "minibatch SGD on Gaussian least squares and its compute-optimal B*, which moves with the spectrum",
+    paper="Bordelon & Pehlevan 2022",
+    grid=_ob_grid, config=_ob_config, simulate=_ob_simulate, compare=_ob_compare, coords=_ob_coords,
+    dims={k: ("budget",) for k in ("loss", "loss_sem", "frac_diverged", "updates")},
+    chunk_size=64,
+))
+
+
 # ---------------------------------------------------------------------------------------------------------- 3. stability
 def stab_lams(config):
     return np.linspace(config["lam_min"], config["lam_max"], config["d"])
