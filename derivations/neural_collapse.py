@@ -26,6 +26,7 @@ import numpy as np
 import jax.numpy as jnp
 import sympy as sp
 
+from ._checks import concrete
 from .codegen import Identity, to_jax
 
 __all__ = [
@@ -42,6 +43,10 @@ __all__ = [
     "mse_imbalanced_class_norms",
     "minority_threshold_ratio",
     "extended_ufm_minimizer",
+    "renormalized_snr",
+    "central_path_loss_snr",
+    "ridge_ls_classifier",
+    "adiabatic_deviation",
 ]
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -501,3 +506,187 @@ def extended_ufm_minimizer(K: int, N: int, lam_W2, lam_W1, lam_H, newton_steps: 
     m = jnp.arange(K + 1)
     loss_m = (K - m) / (2 * K) + m * f_plus[..., None]
     return {"s": s, "q": q, "loss": loss, "s_plus": jnp.where(exists, t ** 3, jnp.nan), "loss_m": loss_m}
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Central path of the MSE UFM (Han, Papyan & Donoho 2022). Our derivation, in the loss normalisation used above
+# (L = 1/(2n)||W H + b 1^T - Y||^2 + ridge, n = K N, balanced classes):
+#  * L is quadratic in Wt = [W b]: L = 1/2 tr(Wt A Wt^T) - tr(Wt C^T) + tr(Y Y^T)/(2n) + lam_H/2||H||^2 with
+#    A = Ht Ht^T/n + diag(lam_W I_d, lam_b), C = Y Ht^T/n, Ht = [H; 1^T]. Hence the exact decomposition
+#        L(W, b, H) = L(W*(H), b*(H), H) + 1/2 tr(D A D^T),   D = Wt - Wt*(H),  Wt*(H) = C A^{-1}
+#    (term (B) = distance to the central path in the A-metric), and grad_Wt L = D A, so along gradient flow
+#    dD/dt = -D A - d/dt Wt*(H(t)). Adiabatic (slaved) deviation: D0 = -X, X = (d/dt Wt*) A^{-1}; E = D - D0 obeys
+#    dE/dt = -E A + dX/dt, so ||E(t)|| <= ||E(0)|| e^{-lam t} + sup||dX/dt|| / lam (lam = min eig A on [0, t]).
+#  * On the central path without ridge: L*(H) = [(K-1) - tr(Sigma_T^{-1} Sigma_B)]/(2K) = 1/(2K) sum_j 1/(1+s_j),
+#    s_j the K-1 non-zero eigenvalues of Sigma_W^{-1} Sigma_B (squared singular values omega_j^2 of the SNR matrix
+#    Sigma_W^{-1/2} Mbar / sqrt(K)); its gradient is
+#        dL*/dh_{i,c} = -1/(K n) [Sigma_T^{-1} mubar_c - Sigma_T^{-1} Sigma_B Sigma_T^{-1} (h_{i,c} - mu_G)].
+#    The within-class part -Sigma_T^{-1} Sigma_B Sigma_T^{-1} e_{i,c} has the form Lambda e (Lambda symmetric), i.e.
+#    it is normal to the renormalised manifold {Sigma_W = I}; projected ("continually renormalised") gradient flow
+#    moves only the class means: dMbar/dt = (I + Sigma_B)^{-2} Mbar / (K n). Singular vectors are frozen and
+#        ds_j/dt = 2/(K n) s_j/(1+s_j)^2  =>  log s_j + 2 s_j + s_j^2/2 = log s_j(0) + 2 s_j(0) + s_j(0)^2/2 + 2t/(K n),
+#    i.e. K n log(omega) + K n omega^2 + (K n/4) omega^4 = a_j + t: the form c1 log w + c2 w^2 + c3 w^4 = a_j + t of
+#    Han, Papyan & Donoho 2022 (their constants follow their normalisation). All s_j -> inf with s_j ~ 2 sqrt(t/(K n))
+#    and s_j/s_k -> 1 (equal SNR: simplex ETF in whitened coordinates), NC1 = tr(Sigma_W Sigma_B^+)/K = sum 1/s_j / K -> 0.
+cp_s, cp_t, cp_c = sp.symbols("s t kappa", positive=True)  # kappa = K n
+cp_omega = sp.Symbol("omega", positive=True)
+cp_F = sp.log(cp_s) + 2 * cp_s + cp_s ** 2 / 2
+cp_rate = 2 / cp_c * cp_s / (1 + cp_s) ** 2
+
+
+def _cp_quadratic_form():
+    """(K,N,d) = (2,2,1) explicit: the MSE loss equals 1/2 tr(Wt A Wt^T) - tr(Wt C^T) + tr(Y Y^T)/(2n) (H-ridge aside)."""
+    Kc, Nc, dc = 2, 2, 1
+    n = Kc * Nc
+    H = sp.Matrix(dc, n, lambda i, j: sp.Symbol(f"h{i}_{j}", real=True))
+    Y = sp.Matrix(Kc, n, lambda i, j: 1 if j // Nc == i else 0)
+    Ht = H.col_join(sp.ones(1, n))
+    Wt = sp.Matrix(Kc, dc + 1, lambda i, j: sp.Symbol(f"w{i}{j}", real=True))
+    R = Wt * Ht - Y
+    L = sum(x ** 2 for x in R) / (2 * n) + lW / 2 * sum(x ** 2 for x in Wt[:, :dc]) + lb / 2 * sum(x ** 2 for x in Wt[:, dc])
+    A = Ht * Ht.T / n + sp.diag(*([lW] * dc + [lb]))
+    C = Y * Ht.T / n
+    return sp.expand(L - ((Wt * A * Wt.T).trace() / 2 - (Wt * C.T).trace() + (Y * Y.T).trace() / (2 * n)))
+
+
+def _cp_generic_quadratic():
+    """Generic symmetric A (3x3), C (2x3): q(Wt) - q(Wt*) - tr(D A D^T)/2 = 0 and grad q = D A, Wt* = C A^{-1}."""
+    A = sp.Matrix(3, 3, lambda i, j: sp.Symbol(f"a{min(i, j)}{max(i, j)}", real=True))
+    C = sp.Matrix(2, 3, lambda i, j: sp.Symbol(f"c{i}{j}", real=True))
+    Wt = sp.Matrix(2, 3, lambda i, j: sp.Symbol(f"w{i}{j}", real=True))
+
+    def q(X):
+        return (X * A * X.T).trace() / 2 - (X * C.T).trace()
+
+    Ws = C * A.inv()
+    D = Wt - Ws
+    grad = sp.Matrix(2, 3, lambda i, j: sp.diff(q(Wt), Wt[i, j]))
+    return sp.Matrix([sp.simplify(sp.together(q(Wt) - q(Ws) - (D * A * D.T).trace() / 2))]).col_join(
+        (grad - D * A).applyfunc(lambda x: sp.simplify(sp.expand(x))).reshape(6, 1))
+
+
+def _cp_loss_trace_identity():
+    """K = 3, d = 2 from sufficient statistics (class means m, Sigma_W): min_{W,b} L = [(K-1) - tr(S_T^{-1} S_B)]/(2K)."""
+    Kc, dc = 3, 2
+    m = sp.Matrix(dc, Kc, lambda i, j: sp.Symbol(f"m{i}{j}", real=True))
+    w11, w12, w22 = sp.symbols("sw11 sw12 sw22", real=True)
+    SW = sp.Matrix([[w11, w12], [w12, w22]])
+    muG = m * sp.ones(Kc, 1) / Kc
+    Mb = m - muG * sp.ones(1, Kc)
+    SB = Mb * Mb.T / Kc
+    ST = SW + SB
+    A = (ST + muG * muG.T).row_join(muG).col_join(muG.T.row_join(sp.ones(1, 1)))  # Ht Ht^T / n
+    C = m.T.row_join(sp.ones(Kc, 1)) / Kc  # Y Ht^T / n
+    Lcp = (1 - (C * A.inv() * C.T).trace()) / 2  # tr(Y Y^T)/(2n) - tr(C A^{-1} C^T)/2
+    return sp.simplify(sp.together(Lcp - ((Kc - 1) - (ST.inv() * SB).trace()) / (2 * Kc)))
+
+
+def _cp_small_direct():
+    """(K,N,d) = (2,2,1) explicit features: OLS residual = 1/(4(1+s)), s = S_B/S_W, and the gradient formula."""
+    Kc, Nc = 2, 2
+    n = Kc * Nc
+    H = sp.Matrix(1, n, lambda i, j: sp.Symbol(f"h{j}", real=True))
+    Y = sp.Matrix(Kc, n, lambda i, j: 1 if j // Nc == i else 0)
+    Ht = H.col_join(sp.ones(1, n))
+    Ws = Y * Ht.T / n * (Ht * Ht.T / n).inv()
+    Lcp = sum(x ** 2 for x in (Ws * Ht - Y)) / (2 * n)
+    mu = [sum(H[0, c * Nc + i] for i in range(Nc)) / Nc for c in range(Kc)]
+    muG = sum(H) / n
+    SB = sum((m - muG) ** 2 for m in mu) / Kc
+    SW = sum((H[0, j] - mu[j // Nc]) ** 2 for j in range(n)) / n
+    ST = SB + SW
+    out = [sp.cancel(sp.together(Lcp - sp.Rational(1, 2 * Kc) / (1 + SB / SW)))]
+    for j in (0, Nc):  # one sample per class; the others follow by exchanging h's within a class
+        g = -sp.Rational(1, Kc * n) * ((mu[j // Nc] - muG) / ST - SB / ST ** 2 * (H[0, j] - muG))
+        out.append(sp.cancel(sp.together(sp.diff(Lcp, H[0, j]) - g)))
+    return sp.Matrix(out)
+
+
+IDENTITIES += [
+    Identity("central_path_quadratic_form", _cp_quadratic_form,
+             "MSE UFM as a quadratic in Wt = [W b]: 1/2 tr(Wt A Wt^T) - tr(Wt C^T) + const, A = Ht Ht^T/n + ridge",
+             "Han, Papyan & Donoho 2022"),
+    Identity("central_path_decomposition", _cp_generic_quadratic,
+             "L(W,b,H) = L(W*(H),b*(H),H) + 1/2 tr(D A D^T), D = Wt - C A^{-1}; grad_Wt L = D A (so dD/dt = -D A - dWt*/dt)",
+             "Han, Papyan & Donoho 2022"),
+    Identity("central_path_loss_trace", _cp_loss_trace_identity,
+             "loss on the (unregularised) central path = [(K-1) - tr(Sigma_T^{-1} Sigma_B)]/(2K) (K=3, d=2)",
+             "Han, Papyan & Donoho 2022"),
+    Identity("central_path_loss_and_gradient", _cp_small_direct,
+             "explicit K=2 features: OLS residual 1/(2K(1+s)) and dL*/dh = -[S_T^{-1} mubar_c - S_T^{-1} S_B S_T^{-1}"
+             " (h - mu_G)]/(K n)", "Han, Papyan & Donoho 2022"),
+    Identity("renormalized_snr_flow",
+             lambda: sp.Matrix([sp.simplify(sp.diff(cp_F, cp_s) * cp_rate - 2 / cp_c),
+                                sp.simplify((cp_c * sp.log(cp_omega) + cp_c * cp_omega ** 2 + cp_c / 4 * cp_omega ** 4
+                                             - cp_c / 2 * cp_F.subs(cp_s, cp_omega ** 2)))]),
+             "ds/dt = 2 s/(K n (1+s)^2) is solved by log s + 2 s + s^2/2 = const + 2t/(K n); in omega = sqrt(s): "
+             "K n log w + K n w^2 + (K n/4) w^4 = a + t", "Han, Papyan & Donoho 2022"),
+    Identity("renormalized_mean_flow_singular_value",
+             lambda: sp.simplify(sp.diff(cp_omega ** 2 / K_, cp_omega) * cp_omega / (cp_c * (1 + cp_omega ** 2 / K_) ** 2)
+                                 - cp_rate.subs(cp_s, cp_omega ** 2 / K_)),
+             "dMbar/dt = (I + Mbar Mbar^T/K)^{-2} Mbar/(K n): singular value sigma obeys dsigma/dt = sigma/(K n "
+             "(1+sigma^2/K)^2), hence s = sigma^2/K obeys the SNR flow", "Han, Papyan & Donoho 2022"),
+]
+
+
+def renormalized_snr(s0, t, K: int, n: int, newton_steps: int = 60):
+    """Closed-form SNR eigenvalues on the renormalised central path: log s + 2s + s^2/2 = F(s0) + 2t/(K n)
+    (Han, Papyan & Donoho 2022, our normalisation); s0 [...] >= 0 broadcast against t; Newton in u = log s (convex)."""
+    K = _check_int("K", K, 2)
+    n = _check_int("n", n, K)
+    s0c = concrete(s0)
+    if s0c is not None and (not np.all(np.isfinite(s0c)) or np.any(s0c <= 0)):
+        raise ValueError(f"s0 must be finite and > 0, got {s0!r}")
+    tc = concrete(t)
+    if tc is not None and (not np.all(np.isfinite(tc)) or np.any(tc < 0)):
+        raise ValueError(f"t must be finite and >= 0, got {t!r}")
+    s0 = jnp.asarray(s0, dtype=float)
+    c = jnp.log(s0) + 2 * s0 + s0 ** 2 / 2 + 2 * jnp.asarray(t, dtype=float) / (K * n)
+    # G(u) = u + 2 e^u + e^{2u}/2 - c is increasing and convex; both starts have G >= 0, so Newton decreases monotonically
+    u = jnp.minimum(c, jnp.log(2 * jnp.sqrt(jnp.maximum(c, 1.0))))
+    for _ in range(newton_steps):
+        e = jnp.exp(u)
+        u = u - (u + 2 * e + e ** 2 / 2 - c) / (1 + e) ** 2
+    return jnp.exp(u)
+
+
+def central_path_loss_snr(s, K: int):
+    """Loss on the unregularised central path: 1/(2K) sum_j 1/(1+s_j) over the K-1 SNR eigenvalues s [..., K-1]."""
+    K = _check_int("K", K, 2)
+    s = jnp.asarray(s, dtype=float)
+    if s.shape[-1:] != (K - 1,):
+        raise ValueError(f"s must have last axis K-1 = {K - 1}, got shape {s.shape}")
+    return jnp.sum(1.0 / (1.0 + s), axis=-1) / (2 * K)
+
+
+def ridge_ls_classifier(H, Y, lam_W=0.0, lam_b=0.0):
+    """Central-path classifier Wt* = [W* b*] = C A^{-1}, A = Ht Ht^T/n + diag(lam_W I, lam_b), C = Y Ht^T/n,
+    Ht = [H; 1^T] (ridge least squares; Han, Papyan & Donoho 2022). H [d, n], Y [K, n] -> (Wt* [K, d+1], A [d+1, d+1])."""
+    H = jnp.asarray(H, dtype=float)
+    Y = jnp.asarray(Y, dtype=float)
+    if H.ndim != 2 or Y.ndim != 2 or H.shape[1] != Y.shape[1]:
+        raise ValueError(f"H must be [d, n] and Y [K, n], got H{H.shape}, Y{Y.shape}")
+    _check_lam("lam_W", lam_W, allow_zero=True)
+    _check_lam("lam_b", lam_b, allow_zero=True)
+    d, n = H.shape
+    Ht = jnp.vstack([H, jnp.ones((1, n))])
+    A = Ht @ Ht.T / n + jnp.diag(jnp.concatenate([jnp.full(d, lam_W, dtype=float), jnp.array([lam_b], dtype=float)]))
+    C = Y @ Ht.T / n
+    return jnp.linalg.solve(A, C.T).T, A
+
+
+def adiabatic_deviation(H, Hdot, Y, lam_W=0.0, lam_b=0.0):
+    """Slaved deviation from the central path D0 = -(d/dt Wt*) A^{-1}, with d/dt Wt* = (Cdot - Wt* Adot) A^{-1},
+    Cdot = Y Htdot^T/n, Adot = (Htdot Ht^T + Ht Htdot^T)/n (Htdot = [Hdot; 0]). H, Hdot [d, n] -> D0 [K, d+1]."""
+    H = jnp.asarray(H, dtype=float)
+    Hdot = jnp.asarray(Hdot, dtype=float)
+    if Hdot.shape != H.shape:
+        raise ValueError(f"Hdot must have the shape of H {H.shape}, got {Hdot.shape}")
+    Ws, A = ridge_ls_classifier(H, Y, lam_W, lam_b)
+    d, n = H.shape
+    Ht = jnp.vstack([H, jnp.ones((1, n))])
+    Htd = jnp.vstack([Hdot, jnp.zeros((1, n))])
+    Adot = (Htd @ Ht.T + Ht @ Htd.T) / n
+    Cdot = jnp.asarray(Y, dtype=float) @ Htd.T / n
+    Wdot = jnp.linalg.solve(A, (Cdot - Ws @ Adot).T).T
+    return -jnp.linalg.solve(A, Wdot.T).T

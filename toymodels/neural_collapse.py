@@ -30,6 +30,12 @@ __all__ = [
     "hessian_eigvals",
     "extended_mse_loss",
     "init_extended_params",
+    "least_squares_classifier",
+    "central_path_loss",
+    "within_class_cov",
+    "snr_eigvals",
+    "renormalized_features",
+    "renormalized_central_path_field",
 ]
 
 
@@ -240,3 +246,82 @@ def hessian_eigvals(loss: Callable[[dict], jax.Array], params: dict):
     flat, unravel = ravel_pytree(params)
     Hs = jax.hessian(lambda x: loss(unravel(x)))(flat)
     return jnp.linalg.eigvalsh(0.5 * (Hs + Hs.T))
+
+
+# ------------------------------------------------------------------------------------------------------------------
+# Central path (Han, Papyan & Donoho 2022): the classifier at the least-squares optimum of the current features
+def least_squares_classifier(H, Y, lam_W=0.0, lam_b=0.0) -> dict:
+    """{"W" [K, d], "b" [K]} = argmin_{W,b} 1/(2n)||W H + b 1^T - Y||^2 + lam_W/2||W||^2 + lam_b/2||b||^2, solved by
+    lstsq on the stacked (ridge-augmented) design [Ht^T; sqrt(n Lambda)] (Han, Papyan & Donoho 2022). H [d, n], Y [K, n]."""
+    if H.ndim != 2 or Y.ndim != 2 or H.shape[1] != Y.shape[1]:
+        raise ValueError(f"H must be [d, n] and Y [K, n], got H{H.shape}, Y{Y.shape}")
+    _check_nonneg("lam_W", lam_W)
+    _check_nonneg("lam_b", lam_b)
+    d, n = H.shape
+    X = jnp.concatenate([H.T, jnp.ones((n, 1))], axis=1)  # [n, d+1]
+    ridge = jnp.sqrt(n * jnp.concatenate([jnp.full(d, lam_W, dtype=float), jnp.array([lam_b], dtype=float)]))
+    Xa = jnp.concatenate([X, jnp.diag(ridge)], axis=0)
+    Ya = jnp.concatenate([Y.T, jnp.zeros((d + 1, Y.shape[0]))], axis=0)
+    Wt = jnp.linalg.lstsq(Xa, Ya)[0].T
+    return {"W": Wt[:, :d], "b": Wt[:, d]}
+
+
+def central_path_loss(H, Y, lam_W=0.0, lam_b=0.0):
+    """L*(H) = min_{W,b} MSE UFM loss (without the H ridge): the loss on the central path (Han, Papyan & Donoho 2022)."""
+    p = least_squares_classifier(H, Y, lam_W, lam_b)
+    return mse_loss({"W": p["W"], "H": H, "b": p["b"]}, Y, lam_W, 0.0, lam_b)
+
+
+def _within_projector(labels, K):
+    P = jax.nn.one_hot(jnp.asarray(labels), K, dtype=float)  # [n, K]
+    return jnp.eye(P.shape[0]) - P @ jnp.diag(1.0 / P.sum(0)) @ P.T
+
+
+def within_class_cov(H, labels, K: int):
+    """Sigma_W = E E^T / n, E = H minus its class means. H [d, n] -> [d, d]."""
+    E = H @ _within_projector(labels, K)
+    return E @ E.T / H.shape[1]
+
+
+def snr_eigvals(H, labels, K: int):
+    """The K-1 largest eigenvalues (descending) of Sigma_W^{-1} Sigma_B, Sigma_B = Mbar Mbar^T / K (balanced classes):
+    squared singular values of the SNR matrix Sigma_W^{-1/2} Mbar / sqrt(K). H [d, n] -> [K-1]."""
+    M, mu_G, _ = class_means(H, labels, K)
+    Mbar = M - mu_G[:, None]
+    ev, Q = jnp.linalg.eigh(within_class_cov(H, labels, K))
+    Wh = (Q / jnp.sqrt(ev)) @ Q.T  # Sigma_W^{-1/2}
+    S = Wh @ Mbar @ Mbar.T @ Wh / K
+    return jnp.linalg.eigvalsh(0.5 * (S + S.T))[::-1][: K - 1]
+
+
+def renormalized_features(key, K: int, N: int, d: int, mean_scale=1.0):
+    """Features on the renormalised manifold Sigma_W = I: Gaussian within-class noise whitened exactly, class means
+    mean_scale * N(0, 1) (d >= K-1 and n - K >= d needed for Sigma_W > 0). Returns (H [d, K N], labels [K N])."""
+    if d < K - 1 or K * N - K < d:
+        raise ValueError(f"need K-1 <= d <= K N - K for an invertible Sigma_W, got K={K}, N={N}, d={d}")
+    _check_nonneg("mean_scale", mean_scale, positive=True)
+    labels = class_labels([N] * K)
+    kE, kM = jax.random.split(key)
+    E = jax.random.normal(kE, (d, K * N)) @ _within_projector(labels, K)
+    ev, Q = jnp.linalg.eigh(E @ E.T / (K * N))
+    E = (Q / jnp.sqrt(ev)) @ Q.T @ E
+    M = mean_scale * jax.random.normal(kM, (d, K))
+    return E + M[:, labels], labels
+
+
+def renormalized_central_path_field(labels, K: int, lam_W=0.0, lam_b=0.0):
+    """Vector field (t, H, Y) -> -grad L*(H) projected onto the tangent space of {Sigma_W(H) = const}: subtract
+    Lambda E with Lambda symmetric solving Lambda S + S Lambda = G_E E^T + E G_E^T, S = E E^T (continually
+    renormalised gradient flow on the central path, Han, Papyan & Donoho 2022). H [d, n]; gradient by autodiff."""
+    P = _within_projector(labels, K)
+    grad = jax.grad(central_path_loss)
+
+    def field(t, H, Y):
+        G = -grad(H, Y, lam_W, lam_b)
+        E, GE = H @ P, G @ P
+        ev, Q = jnp.linalg.eigh(E @ E.T)
+        R = Q.T @ (GE @ E.T + E @ GE.T) @ Q
+        Lam = Q @ (R / (ev[:, None] + ev[None, :])) @ Q.T
+        return G - Lam @ E
+
+    return field
