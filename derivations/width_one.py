@@ -12,7 +12,8 @@ solved by z = e^{M clock} z0 / n, n = |e^{M clock} z0| (so rho = d ln n / d cloc
 equation d sigma / d clock = N sigma (rho - sigma), solved by sigma = sigma0 n^N / J, J = 1 + N sigma0 int n^N.
 Stage laws that follow (all exact identities below):
   * at a critical point sigma -> s_k (global minimum k = 1, else a saddle): linear rate
-    min(N s_k^{2-2/N}, 2 s_k^{1-2/N} (s_k - s_j)) for the largest later mode j present in a0 + b0;
+    min(N s_k^{2-2/N}, 2 s_k^{1-2/N} (s_k - s_j)) for the largest later mode j present in a0 + b0 (s_j = 0 for a
+    null direction present in a0 or b0);
   * to the origin with rho -> -s_m < 0 (a0 + b0 = 0 on every mode with s > 0): w = sigma^{-(1-2/N)} obeys
     tau w' = (N-2)(sigma - rho), so sigma ~ ((N-2) s_m t)^{-N/(N-2)} for N >= 3 (polynomial), rate 2 s_m for N = 2;
   * to the origin inside the null space (rho = 0): sigma = (sigma0^{-(2-2/N)} + 2(N-1) t)^{-N/(2N-2)} at every depth.
