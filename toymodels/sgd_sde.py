@@ -155,14 +155,8 @@ def quadratic_sde_covariance(H, C, eta, batch_size, key, *, dt: float, num_steps
 
 
 # ---------------------------------------------------------------------------------------------------------- section 2/3
-def least_squares_sgd(
-    Sigma, w_star, noise_std, eta, batch_size: int, key, *, n_paths: int, num_steps: int, save_every: int = 1,
-    w0=None, blowup: float = 1e100,
-):
-    """Minibatch SGD w' = w - (eta/B) sum_b x_b (x_b.w - y_b) on x ~ N(0, Sigma), y = w*.x + eps, eps ~ N(0, s^2)
-    (Bordelon & Pehlevan 2022), `n_paths` independent runs from w0 (default 0). Test loss per path
-    L = (w-w*)^T Sigma (w-w*)/2 + s^2/2. Returns {"loss", "loss_sem", "frac_diverged"} at the saves (n_save,),
-    n_save = num_steps // save_every + 1; a path whose |w| exceeds `blowup` is frozen and counted as diverged."""
+def _least_squares_inputs(Sigma, w_star, noise_std, eta):
+    """Checked (Sigma, w_star) of the Gaussian least-squares SGD simulators; noise_std >= 0 and eta > 0 checked too."""
     Sigma = _matrix("Sigma", Sigma)
     d = Sigma.shape[0]
     w_star = jnp.asarray(w_star, dtype=Sigma.dtype)
@@ -172,6 +166,19 @@ def least_squares_sgd(
     if not isinstance(noise_std, jax.core.Tracer) and not (np.isfinite(noise_std) and noise_std >= 0):
         raise ValueError(f"noise_std must be finite and >= 0, got {noise_std!r}")
     _positive("eta", eta)
+    return Sigma, w_star
+
+
+def least_squares_sgd(
+    Sigma, w_star, noise_std, eta, batch_size: int, key, *, n_paths: int, num_steps: int, save_every: int = 1,
+    w0=None, blowup: float = 1e100,
+):
+    """Minibatch SGD w' = w - (eta/B) sum_b x_b (x_b.w - y_b) on x ~ N(0, Sigma), y = w*.x + eps, eps ~ N(0, s^2)
+    (Bordelon & Pehlevan 2022), `n_paths` independent runs from w0 (default 0). Test loss per path
+    L = (w-w*)^T Sigma (w-w*)/2 + s^2/2. Returns {"loss", "loss_sem", "frac_diverged"} at the saves (n_save,),
+    n_save = num_steps // save_every + 1; a path whose |w| exceeds `blowup` is frozen and counted as diverged."""
+    Sigma, w_star = _least_squares_inputs(Sigma, w_star, noise_std, eta)
+    d = Sigma.shape[0]
     B = _count("batch_size", batch_size)
     n_paths, num_steps, save_every = _count("n_paths", n_paths, 2), _count("num_steps", num_steps, 0), _count(
         "save_every", save_every)
@@ -214,15 +221,8 @@ def least_squares_sgd_budget(
     a stream of C samples: per-example gradients x (x.w - y) are accumulated and w <- w - (eta/B) sum every B samples
     (the same law as `least_squares_sgd` with batch B for floor(C/B) steps). batch_size may be traced (vmappable).
     Returns {"loss", "loss_sem", "frac_diverged", "updates"} (scalars) after the C samples, over `n_paths` paths."""
-    Sigma = _matrix("Sigma", Sigma)
+    Sigma, w_star = _least_squares_inputs(Sigma, w_star, noise_std, eta)
     d = Sigma.shape[0]
-    w_star = jnp.asarray(w_star, dtype=Sigma.dtype)
-    if w_star.shape != (d,):
-        raise ValueError(f"w_star must have shape ({d},), got {w_star.shape}")
-    check_finite_input("w_star", w_star)
-    if not isinstance(noise_std, jax.core.Tracer) and not (np.isfinite(noise_std) and noise_std >= 0):
-        raise ValueError(f"noise_std must be finite and >= 0, got {noise_std!r}")
-    _positive("eta", eta)
     _positive("batch_size", batch_size)
     if not isinstance(batch_size, jax.core.Tracer) and float(batch_size) != round(float(batch_size)):
         raise ValueError(f"batch_size must be a whole number, got {batch_size!r}")
