@@ -417,26 +417,12 @@ def sgd_escape_renewal(barrier, width, eta, batch, key, *, noise_scale=1.0, n_pa
                        x_exit_rel: float = 1.5):
     """Online minibatch SGD on the cubic well, x' = x - eta (U'(x) + sqrt(s h / B) z), z ~ N(0, 1): the mean of B
     per-example gradient noises of covariance C = s h (Hessian-shaped, h = U''(0) = 6 dU/w^2), i.e. T = eta s h/(2B)
-    (Xie, Sato & Sugiyama 2021). Each of `n_paths` paths restarts at 0 when it passes x_exit = x_exit_rel * w.
+    (Xie, Sato & Sugiyama 2021). This is the chain of `escape_renewal` with dt = eta and that T (same law, same code).
     Returns {"tau": num_steps eta / mean escapes, "tau_sem", "escapes": mean escapes per path} (time t = k eta)."""
     for name, v in (("barrier", barrier), ("width", width), ("eta", eta), ("batch", batch),
                     ("noise_scale", noise_scale)):
         _positive(name, v)
-    n_paths, num_steps = _count("n_paths", n_paths, 2), _count("num_steps", num_steps)
-    if not x_exit_rel > 1.0:
-        raise ValueError(f"x_exit_rel must be > 1 (beyond the barrier), got {x_exit_rel!r}")
-    x_exit = x_exit_rel * width
-    noise_std = jnp.sqrt(noise_scale * 6.0 * barrier / width**2 / batch)  # std of the minibatch-mean noise
-
-    def step(carry, k):
-        x, n = carry
-        g = cubic_well_grad(x, barrier, width) + noise_std * jax.random.normal(jax.random.fold_in(key, k), (n_paths,))
-        x = x - eta * g
-        out = x >= x_exit
-        return (jnp.where(out, 0.0, x), n + out), None
-
-    x0 = jnp.zeros((n_paths,), dtype=jnp.result_type(float))
-    (_, n), _ = jax.lax.scan(step, (x0, jnp.zeros((n_paths,), dtype=x0.dtype)), jnp.arange(num_steps))
-    m, s = _mean_sem(n)
-    tau = num_steps * eta / m
-    return {"tau": tau, "tau_sem": tau * s / m, "escapes": m}
+    temperature = eta * noise_scale * 6.0 * barrier / width**2 / (2.0 * batch)
+    out = escape_renewal(barrier, width, temperature, eta, key, n_paths=n_paths, num_steps=num_steps,
+                         x_exit_rel=x_exit_rel)
+    return {"tau": out["tau"], "tau_sem": out["tau_sem"], "escapes": out["escapes"] / n_paths}
