@@ -36,7 +36,7 @@ import jax.numpy as jnp
 import numpy as np
 import sympy as sp
 
-from ._checks import concrete
+from ._checks import check_depth, concrete
 
 from .codegen import Identity, to_jax
 from . import width_one as _width_one_module
@@ -74,12 +74,6 @@ def _check_positive(name, x, allow_zero=False):
         raise ValueError(f"{name} must be finite, got {x!r}")
     if np.any(a < 0) or (not allow_zero and np.any(a == 0)):
         raise ValueError(f"{name} must be {'non-negative' if allow_zero else 'positive'}, got {x!r}")
-
-
-def _check_depth(depth):
-    if not isinstance(depth, (int, np.integer)) or isinstance(depth, bool) or depth < 2:
-        raise ValueError(f"depth must be an int >= 2, got {depth!r}")
-    return int(depth)
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -140,17 +134,23 @@ def _antiderivative_fn(depth):
     return to_jax(DEPTH_ANTIDERIVATIVE[depth], [w_, c_])
 
 
-def depth_mode_time(u, s, u0, depth, tau=1.0):
-    """Exact time at which a depth-N balanced mode (tau u' = N u^{2-2/N}(s - u), Saxe 2014 / Arora 2018) reaches u.
-
-    t(u) = tau [F_N(u^{1/N}) - F_N(u0^{1/N})] with the closed-form antiderivatives F_N (N = 2, 3, 4); needs u0, u < s.
-    """
-    depth = _check_depth(depth)
+def _check_depth_mode(depth, s, u0, tau):
+    """Arguments of the depth-N closed forms: depth in (2, 3, 4), s, u0, tau positive; returns depth as an int."""
+    depth = check_depth(depth)
     if depth not in DEPTH_ANTIDERIVATIVE:
         raise ValueError(f"closed form available for depth 2, 3, 4; got {depth}")
     _check_positive("s", s)
     _check_positive("u0", u0)
     _check_positive("tau", tau)
+    return depth
+
+
+def depth_mode_time(u, s, u0, depth, tau=1.0):
+    """Exact time at which a depth-N balanced mode (tau u' = N u^{2-2/N}(s - u), Saxe 2014 / Arora 2018) reaches u.
+
+    t(u) = tau [F_N(u^{1/N}) - F_N(u0^{1/N})] with the closed-form antiderivatives F_N (N = 2, 3, 4); needs u0, u < s.
+    """
+    depth = _check_depth_mode(depth, s, u0, tau)
     F = _antiderivative_fn(depth)
     u, s, u0, tau = (jnp.asarray(x, dtype=float) for x in (u, s, u0, tau))
     c = s ** (1.0 / depth)
@@ -162,12 +162,7 @@ def depth_mode(t, s, u0, depth, tau=1.0, iterations=200):
 
     Bisection on w = u^{1/N} in [w0, s^{1/N}) (u0 < s); `iterations` halvings (200 reaches float64 resolution).
     """
-    depth = _check_depth(depth)
-    if depth not in DEPTH_ANTIDERIVATIVE:
-        raise ValueError(f"closed form available for depth 2, 3, 4; got {depth}")
-    _check_positive("s", s)
-    _check_positive("u0", u0)
-    _check_positive("tau", tau)
+    depth = _check_depth_mode(depth, s, u0, tau)
     t, s, u0, tau = jnp.broadcast_arrays(*(jnp.asarray(x, dtype=float) for x in (t, s, u0, tau)))
     return _depth_mode_bisect(t, s, u0, tau, depth, int(iterations))
 
@@ -324,7 +319,7 @@ def arora_field(W, sigma_yx, depth, tau=1.0):
 
     E = Sigma_yx - W (= -grad L); W, sigma_yx: (n_out, n_in). Fractional powers through eigh (PSD part).
     """
-    depth = _check_depth(depth)
+    depth = check_depth(depth)
     if jnp.shape(W) != jnp.shape(sigma_yx):
         raise ValueError(f"W and sigma_yx must have the same shape, got {jnp.shape(W)} and {jnp.shape(sigma_yx)}")
     E = sigma_yx - W

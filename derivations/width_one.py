@@ -31,7 +31,7 @@ from jax.scipy.special import logsumexp as jax_logsumexp
 from scipy.special import logsumexp as np_logsumexp
 from scipy.integrate import solve_ivp
 
-from ._checks import concrete
+from ._checks import check_depth, concrete
 from .codegen import Identity
 
 __all__ = ["width_one_direction", "width_one_deep_solution", "width_one_null_decay", "IDENTITIES"]
@@ -91,15 +91,9 @@ def _direction(xp, lse, clock, a0, b0, s):
 
 def width_one_null_decay(t, sigma0, depth, tau=1.0):
     """Start in the null space of Sigma_yx (rho = 0): sigma(t) = (sigma0^{-(2-2/N)} + 2(N-1) t/tau)^{-N/(2N-2)}."""
-    N = _depth(depth)
+    N = check_depth(depth)
     p = 2 - 2 / N
     return (jnp.asarray(sigma0, dtype=float) ** (-p) + 2 * (N - 1) * jnp.asarray(t, dtype=float) / tau) ** (-1 / p)
-
-
-def _depth(depth):
-    if not isinstance(depth, (int, np.integer)) or isinstance(depth, bool) or depth < 2:
-        raise ValueError(f"depth must be an int >= 2, got {depth!r}")
-    return int(depth)
 
 
 def _log_sigma_depth2(clock, a0, b0, sigma0, s):
@@ -133,7 +127,7 @@ def width_one_deep_solution(t, a0, b0, sigma0, s, depth, tau=1.0, rtol=1e-12, at
     d ln sigma/dt = N sigma^{1-2/N}(rho(clock) - sigma)/tau with the closed-form rho). NumPy/SciPy, not jit-able.
     t: (n,) increasing from 0. Returns a dict with t, clock, sigma, a, b, rho.
     """
-    N = _depth(depth)
+    N = check_depth(depth)
     _check_start(a0, b0, s)
     t = np.asarray(t, dtype=float)
     if t.ndim != 1 or t[0] != 0 or np.any(np.diff(t) <= 0):

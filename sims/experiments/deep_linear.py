@@ -588,6 +588,16 @@ def _crossing(t, u, level):
     return float(t[i - 1] + (t[i] - t[i - 1]) * (level - u[i - 1]) / (u[i] - u[i - 1]))
 
 
+def _fit_decay_rate(ts, dist, band, after):
+    """-d ln(dist)/dt fitted where lo < dist < hi after time `after` and after dist last exceeded hi (NaN if < 5 points)."""
+    lo, hi = band
+    above = np.nonzero(dist >= hi)[0]
+    sel = (dist > lo) & (dist < hi) & (ts > after) & (np.arange(len(ts)) > (above[-1] if len(above) else -1))
+    if sel.sum() < 5:
+        return float("nan")
+    return float(-np.polyfit(ts[sel], np.log(dist[sel]), 1)[0])
+
+
 def _w1_compare(ds, config):
     s = np.asarray(config["s"])
     ts = np.linspace(0, config["T"], config["n_save"])
@@ -627,13 +637,7 @@ def _w1_compare(ds, config):
                 dist = u[:, later[0]]
             else:
                 dist = np.abs(s[target] - u[:, target])
-            lo, hi = config["band"]
-            above = np.nonzero(dist >= hi)[0]
-            sel = (dist > lo) & (dist < hi) & (ts > t_sim) & (np.arange(len(ts)) > (above[-1] if len(above) else -1))
-            if sel.sum() < 5:
-                rates.append((p0, r_th, float("nan")))
-                continue
-            rates.append((p0, r_th, -np.polyfit(ts[sel], np.log(dist[sel]), 1)[0]))
+            rates.append((p0, r_th, _fit_decay_rate(ts, dist, config["band"], t_sim)))
     dt = ts[1] - ts[0]
     rate_err = max((abs(m - r) / r if np.isfinite(m) else float("inf")) for _, r, m in rates)
     worst_r = max(rates, key=lambda x: abs(x[2] - x[1]) / x[1] if np.isfinite(x[2]) else float("inf"))
@@ -750,15 +754,6 @@ def _w1d_linear_rate(a0, b0, s, k, N):
     return min(N * s[k] ** (2 - 2 / N), s[k] ** (1 - 2 / N) * r_clock)
 
 
-def _w1d_fit_rate(ts, dist, band, after):
-    lo, hi = band
-    above = np.nonzero(dist >= hi)[0]
-    sel = (dist > lo) & (dist < hi) & (ts > after) & (np.arange(len(ts)) > (above[-1] if len(above) else -1))
-    if sel.sum() < 5:
-        return float("nan")
-    return float(-np.polyfit(ts[sel], np.log(dist[sel]), 1)[0])
-
-
 def _w1d_compare(ds, config):
     s = np.asarray(config["s"])
     ts = _w1d_times(config)
@@ -800,7 +795,7 @@ def _w1d_compare(ds, config):
                     if r_th is not None:
                         half = ts[np.argmax(sig_th >= 0.5 * s[k])] if k >= 0 else 0.0
                         dist_th = np.abs(sig_th - s[k]) / s[k] if k >= 0 else sig_th
-                        fit = [_w1d_fit_rate(ts[: last + 1], d[: last + 1], config["band"], half) for d in (dist, dist_th)]
+                        fit = [_fit_decay_rate(ts[: last + 1], d[: last + 1], config["band"], half) for d in (dist, dist_th)]
                         lin.append((f"{name} sigma0={sigma0:g}", N, r_th, fit[0], fit[1]))
                 if k < 0 and rho_inf < 0 and N >= 3:
                     # w = sigma^{-(1-2/N)}: tau w' = (N-2)(sigma - rho) -> (N-2) s_m; fit on the last decade resolved
