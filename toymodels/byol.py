@@ -21,6 +21,7 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float
 
+from ._checks import check_psd_matrix
 from ._divergence import check_finite_input
 from .flow import FlowResult, gradient_flow
 
@@ -75,21 +76,6 @@ def _check_scalar(name, x, positive=False, nonneg=False):
         raise ValueError(f"{name} must be non-negative, got {x!r}")
 
 
-def _check_psd(name, M, n=None):
-    shape = np.shape(M)
-    if len(shape) != 2 or shape[0] != shape[1] or (n is not None and shape[0] != n):
-        raise ValueError(f"{name} must be a square ({n or 'n'} x {n or 'n'}) matrix, got shape {shape}")
-    if not _is_concrete(M):
-        return
-    a = np.asarray(M, dtype=float)
-    if not np.all(np.isfinite(a)):
-        raise ValueError(f"{name} contains NaN or inf")
-    if not np.allclose(a, a.T, atol=1e-12 * max(1.0, np.abs(a).max())):
-        raise ValueError(f"{name} must be symmetric")
-    if np.linalg.eigvalsh(a).min() < -1e-12 * max(1.0, np.abs(a).max()):
-        raise ValueError(f"{name} must be positive semi-definite")
-
-
 class BYOLModel(eqx.Module):
     """Linear non-contrastive SSL problem (Tian et al. 2021): covariances X, Xp (n1, n1) and hyper-parameters.
 
@@ -112,8 +98,8 @@ class BYOLModel(eqx.Module):
     running_F: Array
 
     def __check_init__(self):
-        _check_psd("X", self.X)
-        _check_psd("Xp", self.Xp, np.shape(self.X)[0])
+        check_psd_matrix("X", self.X)
+        check_psd_matrix("Xp", self.Xp, np.shape(self.X)[0])
         _check_scalar("alpha_p", self.alpha_p, positive=True)
         _check_scalar("eta", self.eta, nonneg=True)
         _check_scalar("beta", self.beta, positive=True)

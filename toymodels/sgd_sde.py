@@ -19,6 +19,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from ._checks import check_psd_matrix
 from ._divergence import check_finite_input
 from .iterate import iterate, optax_step
 from .sde import euler_maruyama
@@ -56,27 +57,6 @@ def _count(name, v, minimum=1):
     return int(v)
 
 
-def _matrix(name, M, psd=True, strict=False):
-    if isinstance(M, jax.core.Tracer):
-        return M
-    try:
-        a = np.asarray(M, dtype=float)
-    except (TypeError, ValueError):
-        raise TypeError(f"{name} must be a real (d, d) matrix") from None
-    if a.ndim != 2 or a.shape[0] != a.shape[1]:
-        raise ValueError(f"{name} must be a square (d, d) matrix, got shape {a.shape}")
-    if not np.all(np.isfinite(a)):
-        raise ValueError(f"{name} contains NaN or inf")
-    if not np.allclose(a, a.T, atol=1e-12 * max(1.0, np.abs(a).max())):
-        raise ValueError(f"{name} must be symmetric")
-    if psd:
-        w = np.linalg.eigvalsh(a)
-        tol = 1e-12 * max(1.0, np.abs(w).max())
-        if w.min() < -tol or (strict and w.min() <= tol):
-            raise ValueError(f"{name} must be positive {'definite' if strict else 'semi-definite'}")
-    return jnp.asarray(a, dtype=jnp.result_type(float))
-
-
 def psd_sqrt(M):
     """Symmetric square root M^{1/2} of a PSD matrix via eigh (negative round-off eigenvalues clipped), (d, d)."""
     w, V = jnp.linalg.eigh(M)
@@ -93,7 +73,7 @@ def quadratic_sgd_covariance(H, C, eta, batch_size, key, *, n_paths: int, num_st
     """Stationary covariance of SGD x' = x - eta (H x + xi), xi ~ N(0, C/B), x_0 = 0: per-path time average of
     x x^T over steps burn_in+1..num_steps, then mean and SEM over `n_paths` independent paths. Returns
     {"cov": (d, d), "cov_sem": (d, d)}."""
-    H, C = _matrix("H", H, strict=True), _matrix("C", C)
+    H, C = check_psd_matrix("H", H, strict=True), check_psd_matrix("C", C)
     if H.shape != C.shape:
         raise ValueError(f"H and C must have the same shape, got {H.shape} and {C.shape}")
     _positive("eta", eta)
@@ -129,7 +109,7 @@ def quadratic_sde_covariance(H, C, eta, batch_size, key, *, dt: float, num_steps
     """Stationary covariance of the OU/SDE dX = -H X dt + sqrt(eta C/B) dW, X_0 = 0 (Euler-Maruyama, step dt):
     ensemble mean of X X^T averaged over the last `n_avg` of 2*n_avg save points of the second half, SEM the
     average of the per-save SEMs (an upper bound for correlated saves). Returns {"cov", "cov_sem"}, (d, d) each."""
-    H, C = _matrix("H", H, strict=True), _matrix("C", C)
+    H, C = check_psd_matrix("H", H, strict=True), check_psd_matrix("C", C)
     if H.shape != C.shape:
         raise ValueError(f"H and C must have the same shape, got {H.shape} and {C.shape}")
     _positive("eta", eta)
@@ -157,7 +137,7 @@ def quadratic_sde_covariance(H, C, eta, batch_size, key, *, dt: float, num_steps
 # ---------------------------------------------------------------------------------------------------------- section 2/3
 def _least_squares_inputs(Sigma, w_star, noise_std, eta):
     """Checked (Sigma, w_star) of the Gaussian least-squares SGD simulators; noise_std >= 0 and eta > 0 checked too."""
-    Sigma = _matrix("Sigma", Sigma)
+    Sigma = check_psd_matrix("Sigma", Sigma)
     d = Sigma.shape[0]
     w_star = jnp.asarray(w_star, dtype=Sigma.dtype)
     if w_star.shape != (d,):
